@@ -1,0 +1,65 @@
+# lua-tiktok. `make` builds tiktok/core.so for Lua 5.4 and for LuaJIT (5.1
+# ABI) under build/; `make test` installs missing Debian packages, builds and
+# runs every spec under both interpreters; `make demo` is the README's main job.
+PKG_CONFIG   ?= pkg-config
+CC           ?= cc
+CFLAGS       ?= -O2 -g
+WARN         ?= -Wall -Wextra -Wno-unused-parameter
+LIBFLAG      ?= -shared
+CURL_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+LUA54_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUAJIT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+SRC          := src/core.c src/plan.c src/encode.c src/sha256.c src/probe.c
+HDR          := src/tt.h src/compat.h
+ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
+
+.PHONY: all deps test test-fast lint asan install clean sandbox demo bench
+
+all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
+
+build/5.4/tiktok/core.so: $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LUA54_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(LDFLAGS)
+
+build/5.1/tiktok/core.so: $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LUAJIT_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(LDFLAGS)
+
+deps:
+	@scripts/deps
+
+test: deps all
+	@spec/run
+
+# Without the package check (for a machine that already has everything).
+test-fast: all
+	@spec/run
+
+lint: deps
+	luacheck lua spec bin sandbox examples 2>/dev/null || luacheck lua spec
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	  $(LUA54_CFLAGS) $(CURL_CFLAGS) -D__GNUC__ src
+
+# The whole suite with the 5.4 build instrumented by ASan + UBSan.
+asan: deps
+	@mkdir -p build/asan/tiktok
+	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	  $(WARN) -fPIC $(CURL_CFLAGS) $(LUA54_CFLAGS) -shared -o build/asan/tiktok/core.so $(SRC) $(CURL_LIBS)
+	@TIKTOK_ASAN=1 spec/run asan
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok \
+	  $(DESTDIR)$(PREFIX)/share/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/share/lua/5.1/tiktok
+	install -m 0755 build/5.4/tiktok/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok/core.so
+	install -m 0755 build/5.1/tiktok/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok/core.so
+	for v in 5.4 5.1; do for f in lua/tiktok/*.lua; do \
+	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$$v/tiktok/; done; done
+
+sandbox: deps
+	@sandbox/run fg --dir $${DIR:-$(CURDIR)/build/sandbox}
+
+clean:
+	rm -rf build

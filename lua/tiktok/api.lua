@@ -1,0 +1,281 @@
+-- tiktok.api: the one place that builds each TikTok request and reads its
+-- answer. Every function takes a context `ctx`:
+--   { session = core session, api_base, client_key, client_secret,
+--     timeout_ms, log = function(level, msg) | nil, secrets = {...} }
+-- and returns a result table or nil, err (tiktok.errors). Nothing here
+-- retries: the callers decide, because only they know whether a repeat
+-- is safe (an init never is).
+local util = require "tiktok.util"
+local errors = require "tiktok.errors"
+local core = require "tiktok.core"
+
+local type, tostring, tonumber, concat = type, tostring, tonumber, table.concat
+
+local _M = {}
+
+local JSON_CT = "Content-Type: application/json; charset=UTF-8"
+local FORM_CT = "Content-Type: application/x-www-form-urlencoded"
+
+local function log(ctx, level, msg)
+    if ctx.log then ctx.log(level, msg) end
+end
+
+-- Maps a transport failure of the C core to an error object.
+local function transport_error(ctx, what, kind, message, sent)
+    local err
+    if kind == "timeout" or kind == "tls" then
+        err = errors.from_transport(kind, what .. ": " .. tostring(message))
+    elseif kind == "too_big" then
+        err = errors.new("bad_response", what .. ": " .. tostring(message))
+    elseif kind == "invalid" then
+        err = errors.new("invalid_argument", what .. ": " .. tostring(message))
+    else
+        err = errors.from_transport("network", what .. ": " .. tostring(message))
+    end
+    err.sent = sent and true or false
+    log(ctx, "warn", "tiktok: " .. what .. " failed: " .. err.code)
+    return err
+end
+
+local function request(ctx, what, req)
+    req.timeout_ms = req.timeout_ms or ctx.timeout_ms
+    local res, kind, message, sent = ctx.session:request(req)
+    if not res then
+        return nil, transport_error(ctx, what, kind, message, sent)
+    end
+    log(ctx, "debug", "tiktok: " .. what .. " -> HTTP " .. res.status)
+    return res
+end
+
+local function secret_free(ctx, err)
+    if err and err.detail and ctx.secrets then
+        err.detail = errors.redact(err.detail, ctx.secrets)
+    end
+    return err
+end
+
+-- ------------------------------------------------------------------ OAuth
+
+local function oauth(ctx, what, fields)
+    local res, err = request(ctx, what, {
+        method = "POST",
+        url = ctx.api_base .. "/v2/oauth/token/",
+        headers = { FORM_CT, "Cache-Control: no-cache", "Accept: application/json" },
+        body = util.form(fields),
+    })
+    if not res then return nil, err end
+    local body = util.json_decode(res.body)
+    local e = errors.from_oauth(res.status, body)
+    if e then return nil, secret_free(ctx, e) end
+    if not body or type(body.access_token) ~= "string" or body.access_token == "" then
+        return nil, errors.new("bad_response", "TikTok's token endpoint answered HTTP "
+                               .. res.status .. " without an access_token", { http_status = res.status })
+    end
+    return body
+end
+
+local function check_user_token(tok)
+    if type(tok.open_id) ~= "string" or tok.open_id == ""
+       or type(tok.refresh_token) ~= "string" or tok.refresh_token == ""
+       or type(tok.expires_in) ~= "number" or type(tok.refresh_expires_in) ~= "number" then
+        return nil, errors.new("bad_response", "TikTok's token answer lacks open_id, refresh_token, "
+                               .. "expires_in or refresh_expires_in")
+    end
+    return tok
+end
+
+function _M.exchange_code(ctx, code, redirect_uri, code_verifier)
+    local tok, err = oauth(ctx, "token exchange", {
+        { "client_key", ctx.client_key }, { "client_secret", ctx.client_secret },
+        { "code", code }, { "grant_type", "authorization_code" },
+        { "redirect_uri", redirect_uri }, { "code_verifier", code_verifier },
+    })
+    if not tok then return nil, err end
+    return check_user_token(tok)
+end
+
+function _M.refresh(ctx, refresh_token)
+    local tok, err = oauth(ctx, "token refresh", {
+        { "client_key", ctx.client_key }, { "client_secret", ctx.client_secret },
+        { "grant_type", "refresh_token" }, { "refresh_token", refresh_token },
+    })
+    if not tok then return nil, err end
+    return check_user_token(tok)
+end
+
+function _M.client_token(ctx)
+    return oauth(ctx, "client token", {
+        { "client_key", ctx.client_key }, { "client_secret", ctx.client_secret },
+        { "grant_type", "client_credentials" },
+    })
+end
+
+function _M.revoke(ctx, access_token)
+    local res, err = request(ctx, "revoke", {
+        method = "POST",
+        url = ctx.api_base .. "/v2/oauth/revoke/",
+        headers = { FORM_CT, "Cache-Control: no-cache" },
+        body = util.form({ { "client_key", ctx.client_key }, { "client_secret", ctx.client_secret },
+                           { "token", access_token } }),
+    })
+    if not res then return nil, err end
+    local body = util.json_decode(res.body)
+    local e = errors.from_oauth(res.status, body)
+    if e then return nil, secret_free(ctx, e) end
+    return true
+end
+
+-- ------------------------------------------------------------ v2 API calls
+
+local function api(ctx, what, token, path, body, method)
+    local res, err = request(ctx, what, {
+        method = method or "POST",
+        url = ctx.api_base .. path,
+        headers = { "Authorization: Bearer " .. token, JSON_CT },
+        body = body,
+    })
+    if not res then return nil, err end
+    local decoded = util.json_decode(res.body)
+    local e = errors.from_api(res.status, decoded, what)
+    if e then return nil, secret_free(ctx, e) end
+    return decoded.data or {}, decoded
+end
+
+function _M.user_info(ctx, token, fields)
+    local data, err = api(ctx, "user info", token, "/v2/user/info/?fields="
+                          .. core.pct_encode(concat(fields, ",")), nil, "GET")
+    if not data then return nil, err end
+    return data.user or {}
+end
+
+-- Returns the normalized creator_info table of api.md.
+function _M.creator_info(ctx, token)
+    local d, err = api(ctx, "creator info", token, "/v2/post/publish/creator_info/query/", "")
+    if not d then return nil, err end
+    return {
+        nickname = d.creator_nickname, username = d.creator_username,
+        avatar_url = d.creator_avatar_url,
+        privacy_level_options = type(d.privacy_level_options) == "table" and d.privacy_level_options or {},
+        comment_disabled = d.comment_disabled == true, duet_disabled = d.duet_disabled == true,
+        stitch_disabled = d.stitch_disabled == true,
+        max_video_post_duration_sec = d.max_video_post_duration_sec,
+    }
+end
+
+-- Builds the init request for a normalized request (tiktok.settings) from
+-- one schema, so no mode can drop or add a field by accident.
+-- `upload` = { size, chunk_size, count } for FILE_UPLOAD.
+function _M.init_request(req, upload)
+    local source_info = { source = req.source }
+    if req.source == "FILE_UPLOAD" then
+        source_info.video_size = upload.size
+        source_info.chunk_size = upload.chunk_size
+        source_info.total_chunk_count = upload.count
+    elseif req.kind == "video" then
+        source_info.video_url = req.video_url
+    end
+    if req.kind == "photo" then
+        source_info.photo_images = req.photo_urls
+        source_info.photo_cover_index = req.photo_cover_index or 0
+        local post_info = { title = req.title, description = req.caption }
+        local body = { media_type = "PHOTO", source_info = source_info, post_info = post_info }
+        if req.mode == "inbox" then
+            body.post_mode = "MEDIA_UPLOAD"
+        else
+            body.post_mode = "DIRECT_POST"
+            post_info.privacy_level = req.privacy
+            post_info.disable_comment = not req.comments
+            post_info.auto_add_music = req.auto_add_music
+            post_info.brand_content_toggle = req.brand_third_party
+            post_info.brand_organic_toggle = req.brand_own
+            body.is_aigc = req.ai_generated
+        end
+        return "/v2/post/publish/content/init/", body
+    end
+    if req.mode == "inbox" then
+        return "/v2/post/publish/inbox/video/init/", { source_info = source_info }
+    end
+    return "/v2/post/publish/video/init/", {
+        source_info = source_info,
+        post_info = {
+            title = req.caption,
+            privacy_level = req.privacy,
+            disable_comment = not req.comments,
+            disable_duet = not req.duets,
+            disable_stitch = not req.stitches,
+            video_cover_timestamp_ms = req.cover_ms,
+            brand_content_toggle = req.brand_third_party,
+            brand_organic_toggle = req.brand_own,
+            is_aigc = req.ai_generated,
+        },
+    }
+end
+
+function _M.init(ctx, token, req, upload)
+    local path, body = _M.init_request(req, upload)
+    local d, err = api(ctx, "init", token, path, util.json_encode(body))
+    if not d then return nil, err end
+    if type(d.publish_id) ~= "string" or d.publish_id == "" then
+        return nil, errors.new("bad_response", "TikTok accepted the init but sent no publish_id")
+    end
+    if req.source == "FILE_UPLOAD" and type(d.upload_url) ~= "string" then
+        return nil, errors.new("bad_response", "TikTok accepted the init but sent no upload_url",
+                               { publish_id = d.publish_id })
+    end
+    return d
+end
+
+local function id_list(v)
+    local out = {}
+    if type(v) == "table" then
+        for i = 1, #v do out[#out + 1] = tostring(v[i]) end
+    end
+    return out
+end
+
+function _M.status(ctx, token, publish_id)
+    local d, err = api(ctx, "status", token, "/v2/post/publish/status/fetch/",
+                       util.json_encode({ publish_id = publish_id }))
+    if not d then return nil, err end
+    if type(d.status) ~= "string" then
+        return nil, errors.new("bad_response", "TikTok's status answer has no status")
+    end
+    return {
+        status = d.status,
+        fail_reason = d.fail_reason ~= "" and d.fail_reason or nil,
+        post_ids = id_list(d.publicaly_available_post_id),
+        uploaded_bytes = tonumber(d.uploaded_bytes),
+        downloaded_bytes = tonumber(d.downloaded_bytes),
+    }
+end
+
+function _M.cancel(ctx, token, publish_id)
+    local d, err = api(ctx, "cancel", token, "/v2/post/publish/cancel/",
+                       util.json_encode({ publish_id = publish_id }))
+    if not d then return nil, err end
+    return true
+end
+
+-- One chunk PUT. Returns { status, first, last, total } (the server's
+-- progress from its Content-Range) or nil, err.
+function _M.put_chunk(ctx, upload_url, chunk)
+    local res, kind, message, sent = ctx.session:upload({
+        url = upload_url, path = chunk.path, offset = chunk.offset, length = chunk.length,
+        total = chunk.total, content_type = chunk.content_type, progress = chunk.progress,
+        timeout_ms = chunk.timeout_ms,
+    })
+    if not res then
+        if kind == "file" then return nil, errors.new("file", message) end
+        return nil, transport_error(ctx, "chunk upload", kind, message, sent)
+    end
+    local out = { status = res.status }
+    local cr = res.headers["content-range"]
+    if cr then
+        local a, b, t = core.parse_content_range(cr)
+        if a then out.first, out.last, out.total = a, b, t end
+    end
+    log(ctx, "debug", "tiktok: chunk PUT -> HTTP " .. res.status)
+    return out
+end
+
+return _M

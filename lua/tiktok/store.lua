@@ -1,0 +1,165 @@
+-- tiktok.store: where connected accounts (and their tokens) live.
+--
+-- A store is any table with these methods (all may return nil, err):
+--   store:get(open_id)      -> record | nil
+--   store:put(record)       -> true           (record.open_id is the key)
+--   store:delete(open_id)   -> true
+--   store:list()            -> array of records
+--   store:locked(fn)        -> fn()'s results, with an exclusive lock held
+--                              across every process sharing the store
+-- Records hold the tokens; they never leave the library (accounts handed to
+-- callers are copies without tokens).
+local core = require "tiktok.core"
+local util = require "tiktok.util"
+local errors = require "tiktok.errors"
+
+local type, pairs, setmetatable, error, pcall = type, pairs, setmetatable, error, pcall
+local sort, select = table.sort, select
+local unpack = table.unpack or unpack  -- luacheck: ignore
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local _M = {}
+
+local function sorted(map)
+    local list = {}
+    for _, rec in pairs(map) do list[#list + 1] = util.copy(rec) end
+    sort(list, function(a, b) return a.open_id < b.open_id end)
+    return list
+end
+
+-- ------------------------------------------------------------ memory store
+
+local memory = {}
+memory.__index = memory
+
+function _M.memory()
+    return setmetatable({ _accounts = {} }, memory)
+end
+
+function memory:get(open_id)
+    local r = self._accounts[open_id]
+    return r and util.copy(r) or nil
+end
+
+function memory:put(rec)
+    self._accounts[rec.open_id] = util.copy(rec)
+    return true
+end
+
+function memory:delete(open_id)
+    self._accounts[open_id] = nil
+    return true
+end
+
+function memory:list()
+    return sorted(self._accounts)
+end
+
+function memory:locked(fn)
+    return fn()
+end
+
+-- -------------------------------------------------------------- file store
+
+local file = {}
+file.__index = file
+
+local FILE_OPTS = { path = "string", lock_timeout_ms = "integer" }
+
+-- One JSON file, mode 0600, replaced atomically (write, fsync, rename,
+-- fsync dir), with a lock file beside it so several processes (nginx
+-- workers, cron jobs) refresh an account exactly once.
+function _M.file(opts)
+    util.check_opts("tiktok.store.file", opts or {}, FILE_OPTS)
+    opts = opts or {}
+    local path = opts.path
+    if not path or path == "" then
+        local home = os.getenv("HOME") or "."
+        path = (os.getenv("XDG_STATE_HOME") or (home .. "/.local/state")) .. "/lua-tiktok/accounts.json"
+    end
+    return setmetatable({ path = path, lock_path = path .. ".lock",
+                          lock_timeout_ms = opts.lock_timeout_ms or 15000 }, file)
+end
+
+local function mkdir_p(dir)
+    -- Only for the default path; os.execute keeps this free of C.
+    local st = core.stat(dir)
+    if st then return true end
+    local ok = os.execute("mkdir -p -m 0700 '" .. dir:gsub("'", "'\\''") .. "'")
+    return ok == true or ok == 0
+end
+
+function file:_read()
+    local text, msg, errname = core.read_file(self.path)
+    if not text then
+        if errname == "ENOENT" then return {} end
+        return nil, errors.new("store", "cannot read the account store " .. self.path .. ": " .. msg)
+    end
+    if text == "" then return {} end
+    local doc = util.json_decode(text)
+    if type(doc) ~= "table" or type(doc.accounts) ~= "table" then
+        return nil, errors.new("store", "the account store " .. self.path
+                               .. " is not a lua-tiktok store file; move it away or point store.path elsewhere")
+    end
+    return doc.accounts
+end
+
+function file:_write(accounts)
+    local dir = self.path:match("^(.*)/[^/]*$")
+    if dir and dir ~= "" then mkdir_p(dir) end
+    local ok, msg = core.write_file_atomic(self.path, util.json_encode({ version = 1, accounts = accounts }))
+    if not ok then
+        return nil, errors.new("store", "cannot write the account store " .. self.path .. ": " .. msg)
+    end
+    return true
+end
+
+function file:get(open_id)
+    local accounts, err = self:_read()
+    if not accounts then return nil, err end
+    return accounts[open_id]
+end
+
+function file:list()
+    local accounts, err = self:_read()
+    if not accounts then return nil, err end
+    return sorted(accounts)
+end
+
+-- Read-modify-write under the lock; nested inside locked() it reuses it.
+function file:_update(fn)
+    return self:locked(function()
+        local accounts, err = self:_read()
+        if not accounts then return nil, err end
+        fn(accounts)
+        return self:_write(accounts)
+    end)
+end
+
+function file:put(rec)
+    return self:_update(function(accounts) accounts[rec.open_id] = util.copy(rec) end)
+end
+
+function file:delete(open_id)
+    return self:_update(function(accounts) accounts[open_id] = nil end)
+end
+
+function file:locked(fn)
+    if self._held then return fn() end       -- re-entrant within one call chain
+    local dir = self.path:match("^(.*)/[^/]*$")
+    if dir and dir ~= "" then mkdir_p(dir) end
+    local lock, kind, msg = core.lock(self.lock_path, self.lock_timeout_ms)
+    if not lock then return nil, errors.new(kind == "busy" and "busy" or "store", msg) end
+    self._held = true
+    local res = pack(pcall(fn))
+    self._held = false
+    lock:unlock()
+    if not res[1] then error(res[2], 0) end
+    return unpack(res, 2, res.n)
+end
+
+_M._file_mt = file
+_M._memory_mt = memory
+
+return _M
