@@ -1,0 +1,879 @@
+-- tiktok.errors: the one place where failures become error objects.
+--
+-- Every runtime failure of lua-tiktok is returned as `nil, err`, where `err` is
+-- a table made by this module: `err.code` (a TikTok code such as
+-- `spam_risk_too_many_posts` or a local one such as `invalid_settings`),
+-- `err.message` (a sentence that says what to do), `err.retryable` (always a
+-- boolean: true when repeating the same call later may succeed) and, where
+-- known, `http_status`, `log_id`, `problems`, `publish_id`, `detail` (TikTok's
+-- own text), `retry_after` (seconds), `reauth` (the account must be connected
+-- again), `fail_reason` and `endpoint`.
+--
+-- Secrets: nothing here ever puts a token, authorization code or client
+-- secret into an error. Text that comes from outside (TikTok's messages,
+-- libcurl's messages) goes through `redact` with the caller's secrets, has
+-- query strings of URLs removed, control characters replaced and its length
+-- capped before it is stored in `err.detail`.
+
+local setmetatable, getmetatable = setmetatable, getmetatable
+local type, tostring, pairs, ipairs, error = type, tostring, pairs, ipairs, error
+local floor = math.floor
+local concat, sort = table.concat, table.sort
+local find, sub, gsub, format, byte, lower, match =
+    string.find, string.sub, string.gsub, string.format, string.byte,
+    string.lower, string.match
+
+local _M = { _VERSION = "0.1.0" }
+
+local DAY = 86400
+
+-- Longest TikTok or transport text kept in err.detail, in bytes.
+local MAX_DETAIL = 300
+-- Longest error code taken from a TikTok body.
+local MAX_CODE = 64
+
+-- Every code this library can return. `message` is the fix, written for the
+-- person who reads the log; `retryable` says whether the same call may
+-- succeed later without changing anything; `reauth` says the account must be
+-- connected again; `retry_after` is the wait in seconds for daily caps.
+local codes = {
+    -- OAuth `error` values (Login Kit v2, reference section 2.9)
+    access_denied = {
+        message = "the TikTok user (or TikTok) refused the authorization; "
+            .. "ask the user to connect again and approve the requested permissions",
+        retryable = false,
+    },
+    invalid_client = {
+        message = "TikTok rejected the app credentials; check client_key and "
+            .. "client_secret against the TikTok developer portal (and that they "
+            .. "belong to the same app or sandbox)",
+        retryable = false,
+    },
+    invalid_grant = {
+        message = "the authorization code or refresh token is invalid, expired or "
+            .. "revoked (or redirect_uri differs from the one used to authorize); "
+            .. "reconnect the account",
+        retryable = false,
+        reauth = true,
+    },
+    invalid_request = {
+        message = "TikTok rejected the OAuth request as malformed; check that "
+            .. "redirect_uri matches the registered one exactly and that the code "
+            .. "and code_verifier come from the same authorization",
+        retryable = false,
+    },
+    invalid_scope = {
+        message = "a requested scope is unknown or not enabled for this app; "
+            .. "request only scopes the app is approved for in the TikTok "
+            .. "developer portal",
+        retryable = false,
+    },
+    unauthorized_client = {
+        message = "this app may not use this authorization method; check the "
+            .. "app's Login Kit products and platforms in the TikTok developer portal",
+        retryable = false,
+    },
+    unsupported_grant_type = {
+        message = "TikTok does not support this grant type; this is a bug in "
+            .. "lua-tiktok, please report it with the log_id",
+        retryable = false,
+    },
+    unsupported_response_type = {
+        message = "TikTok does not support this response type; this is a bug in "
+            .. "lua-tiktok, please report it with the log_id",
+        retryable = false,
+    },
+    server_error = {
+        message = "TikTok's authorization server failed; retry in a moment",
+        retryable = true,
+    },
+    temporarily_unavailable = {
+        message = "TikTok's authorization server is temporarily unavailable; "
+            .. "retry later",
+        retryable = true,
+    },
+
+    -- Global v2 API codes (section 8.2)
+    access_token_invalid = {
+        message = "the access token is invalid or expired; refresh it (lua-tiktok "
+            .. "does this by itself) and reconnect the account if refreshing fails",
+        retryable = false,
+    },
+    internal_error = {
+        message = "TikTok had an internal error; retry later",
+        retryable = true,
+    },
+    invalid_file_upload = {
+        message = "the uploaded file does not meet TikTok's media rules (MP4, WebM "
+            .. "or MOV; H.264, H.265, VP8 or VP9; 23 to 60 fps; 360 to 4096 px per "
+            .. "side; at most 4 GB); convert the file and post again",
+        retryable = false,
+    },
+    invalid_params = {
+        message = "TikTok rejected a request field as invalid; TikTok's own text "
+            .. "(err.detail) names it",
+        retryable = false,
+    },
+    invalid_param = {
+        message = "TikTok rejected a request field as invalid; TikTok's own text "
+            .. "(err.detail) names it",
+        retryable = false,
+    },
+    rate_limit_exceeded = {
+        message = "too many requests to TikTok for this account in the last "
+            .. "minute; wait a minute and retry",
+        retryable = true,
+        retry_after = 60,
+    },
+    scope_not_authorized = {
+        message = "the account did not grant the permission (scope) this call "
+            .. "needs; reconnect the account and grant the scope",
+        retryable = false,
+        reauth = true,
+    },
+    scope_permission_missed = {
+        message = "some requested fields need scopes the account did not grant; "
+            .. "reconnect the account with those scopes or ask for fewer fields",
+        retryable = false,
+    },
+
+    -- Content Posting codes (section 8.3)
+    spam_risk_too_many_posts = {
+        message = "this TikTok account has reached its daily limit of posts made "
+            .. "through apps (about 15 in 24 hours, shared by all apps); try again "
+            .. "in 24 hours or post from the TikTok app",
+        retryable = false,
+        retry_after = DAY,
+    },
+    spam_risk_user_banned_from_posting = {
+        message = "TikTok has banned this account from posting; the creator must "
+            .. "resolve it with TikTok, do not retry",
+        retryable = false,
+    },
+    spam_risk_too_many_pending_share = {
+        message = "this account already has 5 inbox uploads waiting within 24 "
+            .. "hours; the creator must post or delete them in the TikTok app, or "
+            .. "wait 24 hours, before uploading more",
+        retryable = false,
+        retry_after = DAY,
+    },
+    reached_active_user_cap = {
+        message = "this app has reached TikTok's daily limit of active posting "
+            .. "users (5 for an app that has not passed the audit); try again in "
+            .. "24 hours or ask TikTok for a higher quota",
+        retryable = false,
+        retry_after = DAY,
+    },
+    unaudited_client_can_only_post_to_private_accounts = {
+        message = "this app has not passed TikTok's audit: the TikTok ACCOUNT must "
+            .. "be set to private and privacy must be SELF_ONLY until the app "
+            .. "passes TikTok's audit",
+        retryable = false,
+    },
+    url_ownership_unverified = {
+        message = "TikTok pulls media only from URLs the app owns: verify the "
+            .. "domain or URL prefix in the TikTok developer portal (Manage URL "
+            .. "properties), or post the file with video_file",
+        retryable = false,
+    },
+    privacy_level_option_mismatch = {
+        message = "the privacy level is missing or not one TikTok offers this "
+            .. "account; query creator info and choose one of its "
+            .. "privacy_level_options",
+        retryable = false,
+    },
+    app_version_check_failed = {
+        message = "the creator's TikTok app is too old for inbox photo uploads "
+            .. "(version 31.8 or later is needed); ask the creator to update it",
+        retryable = false,
+    },
+    token_not_authorized_for_specified_publish_id = {
+        message = "this publish_id belongs to another account or app; use the "
+            .. "account that created the post",
+        retryable = false,
+    },
+    publish_not_cancellable = {
+        message = "the post can no longer be cancelled: TikTok has already "
+            .. "downloaded it or it is in a final state",
+        retryable = false,
+    },
+    invalid_publish_id = {
+        message = "TikTok does not know this publish_id; check that it is copied "
+            .. "exactly (as a string) and belongs to this account",
+        retryable = false,
+    },
+
+    -- fail_reason values of a FAILED post (section 8.4); the two spam_risk
+    -- codes above are fail reasons too
+    file_format_check_failed = {
+        message = "TikTok could not accept the media format; use MP4 (H.264) "
+            .. "video, or JPEG or WebP photos, and post again",
+        retryable = false,
+    },
+    duration_check_failed = {
+        message = "TikTok rejected the video's duration; keep it within the "
+            .. "creator's max_video_post_duration_sec (10 minutes at most) and "
+            .. "post again",
+        retryable = false,
+    },
+    frame_rate_check_failed = {
+        message = "TikTok rejected the video's frame rate; use 23 to 60 frames "
+            .. "per second and post again",
+        retryable = false,
+    },
+    picture_size_check_failed = {
+        message = "TikTok rejected the picture size; videos need 360 to 4096 px "
+            .. "per side and photos at most 1080p (one bad photo fails the whole "
+            .. "post)",
+        retryable = false,
+    },
+    internal = {
+        message = "TikTok failed while processing the post (a temporary server "
+            .. "problem); post again later",
+        retryable = true,
+    },
+    video_pull_failed = {
+        message = "TikTok could not download the video: check that the URL is "
+            .. "public, does not redirect and is fast enough to finish within an "
+            .. "hour, then post again",
+        retryable = true,
+    },
+    photo_pull_failed = {
+        message = "TikTok could not download a photo: check that every URL is "
+            .. "public, does not redirect and is fast enough to finish within an "
+            .. "hour, then post again",
+        retryable = true,
+    },
+    publish_cancelled = {
+        message = "the post was cancelled before TikTok finished downloading it",
+        retryable = false,
+    },
+    auth_removed = {
+        message = "the creator removed this app's access while the post was "
+            .. "processing; reconnect the account before posting again",
+        retryable = false,
+        reauth = true,
+    },
+    spam_risk_text = {
+        message = "TikTok judged the caption text as risky or spam; change the "
+            .. "caption (fewer hashtags, mentions or links) before posting again",
+        retryable = false,
+    },
+    spam_risk = {
+        message = "TikTok judged the post as risky; do not retry it as it is",
+        retryable = false,
+    },
+
+    -- Local codes
+    invalid_settings = {
+        message = "the post settings break one or more rules; err.problems lists "
+            .. "what to change",
+        retryable = false,
+    },
+    invalid_argument = {
+        message = "an argument has a value that cannot be used; fix it and call "
+            .. "again",
+        retryable = false,
+    },
+    missing_variable = {
+        message = "the template uses variables that were not given; add them to "
+            .. "vars",
+        retryable = false,
+    },
+    invalid_template = {
+        message = "the template has a malformed {{...}} tag; a tag holds a name "
+            .. "made of letters, digits and _ with dots between parts",
+        retryable = false,
+    },
+    state_mismatch = {
+        message = "the OAuth state sent back by TikTok does not match the one this "
+            .. "app sent (a stale, replayed or forged callback); start connecting "
+            .. "the account again",
+        retryable = false,
+    },
+    forbidden = {
+        message = "this account is not visible to the acting user or workspace; "
+            .. "use an account you own or one shared with your workspace",
+        retryable = false,
+    },
+    not_found = {
+        message = "no such account is stored; connect the account first",
+        retryable = false,
+    },
+    reauthorize = {
+        message = "the account's authorization has expired or been revoked; "
+            .. "reconnect the account",
+        retryable = false,
+        reauth = true,
+    },
+    timeout = {
+        message = "the request to TikTok timed out; check the network, or raise "
+            .. "timeout_ms, and retry",
+        retryable = true,
+    },
+    tls = {
+        message = "the server certificate could not be verified; set ca_file to "
+            .. "the CA bundle that signed it",
+        retryable = false,
+    },
+    network = {
+        message = "could not reach TikTok (name lookup, connection refused or "
+            .. "reset); check the network and proxy settings and retry",
+        retryable = true,
+    },
+    http = {
+        message = "TikTok answered with an unexpected HTTP status; retry later, "
+            .. "and report it with the log_id if it persists",
+        retryable = false,
+    },
+    bad_response = {
+        message = "TikTok's answer could not be read (not JSON, truncated or "
+            .. "missing fields) and the request may have been processed; check "
+            .. "before repeating it, and report it with the log_id if it persists",
+        retryable = false,
+    },
+    upload_failed = {
+        message = "uploading the video to TikTok failed (the upload URL expired, "
+            .. "or TikTok refused a chunk); start a new post",
+        retryable = false,
+    },
+    file = {
+        message = "the video file cannot be used; give the path of an existing, "
+            .. "readable, non-empty regular file",
+        retryable = false,
+    },
+    unsupported_media = {
+        message = "the file is not a video TikTok accepts; convert it to MP4 "
+            .. "(H.264), MOV or WebM",
+        retryable = false,
+    },
+    ambiguous = {
+        message = "the request may or may not have reached TikTok; do not repeat "
+            .. "it blindly: check the post's status (publish_id) or the TikTok "
+            .. "profile before posting again",
+        retryable = false,
+    },
+    store = {
+        message = "the token store could not be read or written; check its path, "
+            .. "permissions and free disk space",
+        retryable = false,
+    },
+    busy = {
+        message = "another process holds the lock for this account (for example "
+            .. "while it refreshes the token); retry shortly",
+        retryable = true,
+    },
+    publish_failed = {
+        message = "TikTok reported the post as failed without giving a reason; "
+            .. "check the post in the TikTok app and post again",
+        retryable = false,
+    },
+}
+
+_M.codes = codes
+
+-- Scope each endpoint needs, for a scope_not_authorized message that names it.
+local ENDPOINT_SCOPES = {
+    ["/v2/user/info/"] = "user.info.basic",
+    ["/v2/post/publish/creator_info/query/"] = "video.publish",
+    ["/v2/post/publish/video/init/"] = "video.publish",
+    ["/v2/post/publish/inbox/video/init/"] = "video.upload",
+    ["/v2/post/publish/content/init/"] = "video.publish (direct) or video.upload (inbox)",
+    ["/v2/post/publish/status/fetch/"] = "video.publish or video.upload",
+    ["/v2/post/publish/cancel/"] = "video.publish or video.upload",
+}
+
+-- Fields an error object may carry besides code and message.
+local FIELDS = {
+    http_status = "number",
+    log_id = "string",
+    retryable = "boolean",
+    problems = "table",
+    publish_id = "string",
+    detail = "string",
+    retry_after = "number",
+    reauth = "boolean",
+    fail_reason = "string",
+    endpoint = "string",
+}
+
+local mt = { __name = "tiktok.error" }
+
+mt.__tostring = function(err)
+    local parts = {}
+    if err.http_status then
+        parts[#parts + 1] = "http " .. format("%d", err.http_status)
+    end
+    if err.log_id then
+        parts[#parts + 1] = "log_id " .. err.log_id
+    end
+    if err.publish_id then
+        parts[#parts + 1] = "publish_id " .. err.publish_id
+    end
+    local detail = err.detail
+    if detail and detail ~= "" and not find(err.message, detail, 1, true) then
+        parts[#parts + 1] = 'detail "' .. detail .. '"'
+    end
+    local s = "tiktok: " .. tostring(err.code) .. ": " .. tostring(err.message)
+    if #parts > 0 then
+        s = s .. " (" .. concat(parts, ", ") .. ")"
+    end
+    return s
+end
+
+
+-- Percent-encoded form of s (RFC 3986 unreserved characters kept), so that a
+-- secret echoed back inside a URL is found too.
+local function percent_encode(s)
+    return (gsub(s, "[^%w%-%._~]", function(c)
+        return format("%%%02X", byte(c))
+    end))
+end
+
+
+-- Replaces every byte covered by an occurrence of any secret (also its
+-- percent-encoded form) with "[redacted]". Overlapping occurrences are merged,
+-- so no byte of any occurrence survives whatever the order of the secrets.
+function _M.redact(s, secrets)
+    if s == nil then
+        return nil
+    end
+    if type(s) ~= "string" then
+        error("tiktok.errors.redact: text must be a string, got " .. type(s), 2)
+    end
+    if secrets == nil then
+        return s
+    end
+    if type(secrets) ~= "table" then
+        error("tiktok.errors.redact: secrets must be a table, got "
+              .. type(secrets), 2)
+    end
+
+    local needles = {}
+    for _, secret in pairs(secrets) do
+        if type(secret) == "string" and secret ~= "" then
+            needles[#needles + 1] = secret
+            local enc = percent_encode(secret)
+            if enc ~= secret then
+                needles[#needles + 1] = enc
+                local low = gsub(enc, "%%%x%x", lower)
+                if low ~= enc then
+                    needles[#needles + 1] = low
+                end
+            end
+        end
+    end
+    if #needles == 0 then
+        return s
+    end
+
+    local spans = {}
+    for _, needle in ipairs(needles) do
+        local init = 1
+        while true do
+            local a, b = find(s, needle, init, true)
+            if not a then
+                break
+            end
+            spans[#spans + 1] = { a, b }
+            init = a + 1
+        end
+    end
+    if #spans == 0 then
+        return s
+    end
+
+    sort(spans, function(x, y) return x[1] < y[1] end)
+
+    local out = {}
+    local pos = 1
+    local i = 1
+    while i <= #spans do
+        local a, b = spans[i][1], spans[i][2]
+        i = i + 1
+        while i <= #spans and spans[i][1] <= b + 1 do
+            if spans[i][2] > b then
+                b = spans[i][2]
+            end
+            i = i + 1
+        end
+        out[#out + 1] = sub(s, pos, a - 1)
+        out[#out + 1] = "[redacted]"
+        pos = b + 1
+    end
+    out[#out + 1] = sub(s, pos)
+    return concat(out)
+end
+
+
+-- Cuts s to at most n bytes without splitting a UTF-8 sequence.
+local function truncate(s, n)
+    if #s <= n then
+        return s
+    end
+    local cut = n
+    while cut > 0 do
+        local b = byte(s, cut + 1)
+        if b < 0x80 or b >= 0xC0 then
+            break
+        end
+        cut = cut - 1
+    end
+    return sub(s, 1, cut) .. "..."
+end
+
+
+-- Makes outside text safe to keep and log: secrets redacted first (so that
+-- truncation cannot cut a secret in half and hide it from redaction), URL
+-- query strings and fragments dropped (presigned and upload URLs carry
+-- credentials there), control characters replaced, length capped.
+local function clean_text(s, secrets)
+    if type(s) ~= "string" or s == "" then
+        return nil
+    end
+    s = _M.redact(s, secrets)
+    s = gsub(s, "(%a[%w+.-]*://[^%s?#\"'<>]*)[?#][^%s\"'<>]*", "%1?[query removed]")
+    s = gsub(s, "%c", " ")
+    s = truncate(s, MAX_DETAIL)
+    if match(s, "^%s*$") then
+        return nil
+    end
+    return s
+end
+
+
+-- A code taken from a TikTok body: kept when it looks like a code, otherwise
+-- made into one (so it is safe to print and to compare).
+local function clean_code(c)
+    c = gsub(c, "[^%w_.%-]", "_")
+    if #c > MAX_CODE then
+        c = sub(c, 1, MAX_CODE)
+    end
+    return c
+end
+
+
+local function clean_log_id(v, secrets)
+    if type(v) == "number" then
+        if v == floor(v) and v >= 0 and v < 2^63 then
+            return format("%d", v)
+        end
+        return nil
+    end
+    if type(v) == "string" and v ~= "" then
+        return clean_text(v, secrets)
+    end
+    return nil
+end
+
+
+local function is_status(n)
+    return type(n) == "number" and n == floor(n) and n >= 0 and n <= 999
+end
+
+
+--- errors.new(code, message, fields) -> err
+-- `message` nil uses the table's message for `code`. `fields` may set any of
+-- FIELDS; `retryable`, `reauth` and `retry_after` default to the table's.
+function _M.new(code, message, fields)
+    if type(code) ~= "string" or code == "" then
+        error("tiktok.errors.new: code must be a non-empty string, got "
+              .. type(code), 2)
+    end
+    if message ~= nil and type(message) ~= "string" then
+        error("tiktok.errors.new: message must be a string or nil, got "
+              .. type(message), 2)
+    end
+    if fields ~= nil and type(fields) ~= "table" then
+        error("tiktok.errors.new: fields must be a table or nil, got "
+              .. type(fields), 2)
+    end
+
+    local entry = codes[code]
+    local err = {
+        code = code,
+        message = message
+            or (entry and entry.message)
+            or ("TikTok returned error code '" .. code .. "'"),
+        retryable = entry and entry.retryable or false,
+        reauth = entry and entry.reauth or nil,
+        retry_after = entry and entry.retry_after or nil,
+    }
+
+    if fields then
+        for k, v in pairs(fields) do
+            local want = FIELDS[k]
+            if not want then
+                error("tiktok.errors.new: unknown field '" .. tostring(k) .. "'", 2)
+            end
+            if v ~= nil and type(v) ~= want then
+                error("tiktok.errors.new: field '" .. k .. "' must be a " .. want
+                      .. ", got " .. type(v), 2)
+            end
+            if k == "problems" then
+                local copy = {}
+                for i, p in ipairs(v) do
+                    if type(p) ~= "string" then
+                        error("tiktok.errors.new: problems must be strings", 2)
+                    end
+                    copy[i] = p
+                end
+                v = copy
+            elseif k == "http_status" and not is_status(v) then
+                error("tiktok.errors.new: http_status must be an integer 0-999", 2)
+            end
+            err[k] = v
+        end
+    end
+
+    return setmetatable(err, mt)
+end
+
+
+function _M.is(x)
+    return type(x) == "table" and getmetatable(x) == mt
+end
+
+
+-- The path part of an endpoint ("/v2/..../"), however the caller wrote it.
+local function endpoint_path(endpoint)
+    if not endpoint then
+        return nil
+    end
+    local path = match(endpoint, "^%a[%w+.-]*://[^/]*(/[^?#]*)") or
+                 match(endpoint, "^([^?#]*)")
+    if sub(path, -1) ~= "/" then
+        path = path .. "/"
+    end
+    return path
+end
+
+
+local function scope_hint(endpoint)
+    local scope = ENDPOINT_SCOPES[endpoint_path(endpoint) or ""]
+    if scope then
+        return " (this call needs " .. scope .. ")"
+    end
+    return ""
+end
+
+
+-- Builds the error for a code read from a TikTok body (known or not).
+local function from_code(code, status, detail, log_id, endpoint)
+    local entry = codes[code]
+    local message
+    local retryable
+    if entry then
+        message = entry.message
+        if code == "scope_not_authorized" or code == "scope_permission_missed" then
+            message = message .. scope_hint(endpoint)
+        end
+    else
+        message = "TikTok returned error code '" .. code .. "'"
+        if detail then
+            message = message .. ": " .. detail
+        end
+        retryable = status ~= nil and (status >= 500 or status == 429)
+        if retryable then
+            message = message .. "; retry later"
+        else
+            message = message .. "; see TikTok's message, and report it with "
+                .. "the log_id if it is unclear"
+        end
+    end
+    local err = _M.new(code, message, {
+        http_status = status,
+        log_id = log_id,
+        detail = detail,
+        endpoint = endpoint,
+    })
+    if retryable ~= nil then
+        err.retryable = retryable
+    end
+    return err
+end
+
+
+-- Error for a response that carries no usable code.
+local function from_status(status, log_id, endpoint, detail)
+    local fields = {
+        http_status = status,
+        log_id = log_id,
+        endpoint = endpoint,
+        detail = detail,
+    }
+    if status >= 200 and status <= 299 then
+        return _M.new("bad_response", nil, fields)
+    end
+    if status >= 500 then
+        return _M.new("internal_error", nil, fields)
+    end
+    if status == 429 then
+        return _M.new("rate_limit_exceeded", nil, fields)
+    end
+    local where = endpoint and (" from " .. (endpoint_path(endpoint) or endpoint))
+        or ""
+    return _M.new("http", format("TikTok answered with unexpected HTTP status "
+        .. "%d%s; retry later, and report it with the log_id if it persists",
+        status, where), fields)
+end
+
+
+--- errors.from_api(http_status, body, endpoint, secrets) -> nil | err
+-- `body` is the decoded JSON (a table) or nil when the body could not be
+-- decoded. Accepts the v2 envelope {data, error = {code, message, log_id}},
+-- the bare {code, message, log_id} shape and, defensively, an OAuth-shaped
+-- {error = "...", error_description = "..."} body. Returns nil only for a 2xx
+-- status with error.code == "ok".
+function _M.from_api(http_status, body, endpoint, secrets)
+    if not is_status(http_status) then
+        error("tiktok.errors.from_api: http_status must be an integer 0-999, got "
+              .. tostring(http_status), 2)
+    end
+    if endpoint ~= nil and type(endpoint) ~= "string" then
+        error("tiktok.errors.from_api: endpoint must be a string or nil", 2)
+    end
+    if secrets ~= nil and type(secrets) ~= "table" then
+        error("tiktok.errors.from_api: secrets must be a table or nil", 2)
+    end
+
+    local ok2xx = http_status >= 200 and http_status <= 299
+
+    if type(body) ~= "table" then
+        return from_status(http_status, nil, endpoint)
+    end
+
+    local e
+    if type(body.error) == "table" then
+        e = body.error
+    elseif type(body.error) == "string" and body.error ~= "" then
+        -- OAuth shape on a v2 endpoint
+        e = { code = body.error, message = body.error_description,
+              log_id = body.log_id }
+    elseif type(body.code) == "string" then
+        e = body
+    end
+
+    if not e then
+        return from_status(http_status, clean_log_id(body.log_id, secrets),
+                           endpoint)
+    end
+
+    local log_id = clean_log_id(e.log_id, secrets)
+        or clean_log_id(e.logid, secrets)
+        or clean_log_id(body.log_id, secrets)
+    local detail = clean_text(e.message, secrets)
+    local code = e.code
+
+    if type(code) ~= "string" or code == "" then
+        return from_status(http_status, log_id, endpoint, detail)
+    end
+
+    if code == "ok" then
+        if ok2xx then
+            return nil
+        end
+        return from_status(http_status, log_id, endpoint, detail)
+    end
+
+    return from_code(clean_code(code), http_status, detail, log_id, endpoint)
+end
+
+
+--- errors.from_oauth(http_status, body, secrets) -> nil | err
+-- OAuth endpoints answer {error, error_description, log_id}. Success (nil)
+-- only for a 2xx status and no `error` field; the caller still checks that
+-- access_token is present.
+function _M.from_oauth(http_status, body, secrets)
+    if not is_status(http_status) then
+        error("tiktok.errors.from_oauth: http_status must be an integer 0-999, got "
+              .. tostring(http_status), 2)
+    end
+    if secrets ~= nil and type(secrets) ~= "table" then
+        error("tiktok.errors.from_oauth: secrets must be a table or nil", 2)
+    end
+
+    local ok2xx = http_status >= 200 and http_status <= 299
+
+    if type(body) ~= "table" then
+        if http_status >= 500 then
+            return _M.new("server_error", nil, { http_status = http_status })
+        end
+        return from_status(http_status, nil, nil)
+    end
+
+    local err_field = body.error
+    if type(err_field) == "table" then
+        -- a v2 envelope from an OAuth endpoint
+        return _M.from_api(http_status, body, nil, secrets)
+    end
+
+    local log_id = clean_log_id(body.log_id, secrets)
+
+    if err_field == nil or err_field == "" then
+        if ok2xx then
+            return nil
+        end
+        if http_status >= 500 then
+            return _M.new("server_error", nil,
+                          { http_status = http_status, log_id = log_id })
+        end
+        return from_status(http_status, log_id, nil)
+    end
+
+    local detail = clean_text(body.error_description, secrets)
+    if type(err_field) ~= "string" then
+        return _M.new("bad_response", nil, {
+            http_status = http_status, log_id = log_id, detail = detail,
+        })
+    end
+    return from_code(clean_code(err_field), http_status, detail, log_id, nil)
+end
+
+
+local TRANSPORT = { timeout = true, tls = true, network = true, ambiguous = true }
+
+--- errors.from_transport(kind, detail, secrets) -> err
+-- kind is "timeout", "tls", "network" or "ambiguous"; detail is the
+-- transport's own text (libcurl's message), cleaned before it is kept.
+function _M.from_transport(kind, detail, secrets)
+    if not TRANSPORT[kind] then
+        error("tiktok.errors.from_transport: kind must be timeout, tls, network "
+              .. "or ambiguous, got " .. tostring(kind), 2)
+    end
+    if detail ~= nil and type(detail) ~= "string" then
+        error("tiktok.errors.from_transport: detail must be a string or nil", 2)
+    end
+    if secrets ~= nil and type(secrets) ~= "table" then
+        error("tiktok.errors.from_transport: secrets must be a table or nil", 2)
+    end
+    return _M.new(kind, nil, { detail = clean_text(detail, secrets) })
+end
+
+
+--- errors.from_fail_reason(reason, publish_id) -> err
+-- For a status fetch that answered FAILED. An unknown reason keeps its name
+-- as the code; a missing one gives `publish_failed`.
+function _M.from_fail_reason(reason, publish_id)
+    if reason ~= nil and type(reason) ~= "string" then
+        error("tiktok.errors.from_fail_reason: reason must be a string or nil", 2)
+    end
+    if publish_id ~= nil and type(publish_id) ~= "string" then
+        error("tiktok.errors.from_fail_reason: publish_id must be a string or nil",
+              2)
+    end
+    if reason == nil or reason == "" then
+        return _M.new("publish_failed", nil, { publish_id = publish_id })
+    end
+    local code = clean_code(reason)
+    local message
+    if not codes[code] then
+        message = "TikTok reported the post as failed (" .. code .. "); check the "
+            .. "post in the TikTok app, and report it with the publish_id if "
+            .. "the reason is unclear"
+    end
+    return _M.new(code, message, { publish_id = publish_id, fail_reason = code })
+end
+
+
+return _M
