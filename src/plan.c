@@ -30,10 +30,11 @@ const char *tt_plan(int64_t size, int64_t preferred, int64_t *chunk_size,
   if (preferred == 0) preferred = TT_MAX_CHUNK;
   if (preferred < TT_MIN_CHUNK || preferred > TT_MAX_CHUNK)
     return "chunk_size must be between 5,242,880 and 64,000,000 bytes";
-  if (size <= preferred || size <= TT_MIN_CHUNK) {
-    /* Files under 5 MiB must go whole; files up to the preferred size go
-     * whole too (one request is the fewest). */
-    if (size <= TT_MAX_CHUNK) { *chunk_size = size; *count = 1; return 0; }
+  if (size <= TT_MAX_CHUNK && size < 2 * preferred) {
+    /* One request carries it all: the fewest requests, and files under
+     * 5 MiB must go whole anyway. */
+    *chunk_size = size; *count = 1;
+    return 0;
   }
   c = preferred;
   n = size / c;

@@ -1,0 +1,403 @@
+-- tiktok.connection: an app's connection to TikTok (client key/secret,
+-- redirect URI, store) and the accounts connected through it.
+local core = require "tiktok.core"
+local util = require "tiktok.util"
+local api = require "tiktok.api"
+local errors = require "tiktok.errors"
+local store_mod = require "tiktok.store"
+
+local type, pairs, ipairs, setmetatable, error, tostring = type, pairs, ipairs, setmetatable, error, tostring
+local concat, floor = table.concat, math.floor
+
+local _M = {}
+local mt = { __index = _M }
+
+-- The one table of connection options with their defaults (nil = none).
+local DEFAULTS = {
+    client_key = nil,            -- required
+    client_secret = nil,         -- required
+    redirect_uri = nil,          -- required
+    scopes = { "user.info.basic", "video.publish", "video.upload" },
+    store = nil,                 -- default: tiktok.store.file{}
+    api_base = "https://open.tiktokapis.com",
+    auth_base = "https://www.tiktok.com",
+    ca_file = nil,
+    timeout_ms = 30000,          -- each API request
+    connect_timeout_ms = 10000,
+    low_speed_ms = 30000,        -- abort a transfer stalled this long
+    refresh_skew_ms = 300000,    -- refresh an access token this long before it expires
+    audited = true,              -- false: only SELF_ONLY posts to private accounts
+    verified_prefixes = nil,     -- URL prefixes / "domain:x" verified for the app
+    chunk_size = nil,            -- preferred upload chunk size (planner default: 64,000,000)
+    upload_retries = 3,          -- per chunk, on 5xx / reset / timeout
+    chunk_timeout_ms = 0,        -- total time for one chunk PUT (0 = only low_speed_ms)
+    wait_timeout_ms = 600000,    -- how long tiktok.post waits for a final status
+    poll_ms = 500,               -- first status poll delay (then backoff)
+    status_rate_per_min = 30,    -- TikTok's status/fetch limit per token
+    log = nil,                   -- function(level, message); never receives secrets
+}
+_M.DEFAULTS = DEFAULTS
+
+local SPEC = {
+    client_key = "string", client_secret = "string", redirect_uri = "string", scopes = "table",
+    store = "table", api_base = "string", auth_base = "string", ca_file = "string",
+    timeout_ms = "integer", connect_timeout_ms = "integer", low_speed_ms = "integer",
+    refresh_skew_ms = "integer", audited = "boolean", verified_prefixes = "table",
+    chunk_size = "integer", upload_retries = "integer", chunk_timeout_ms = "integer",
+    wait_timeout_ms = "integer", poll_ms = "integer", status_rate_per_min = "integer",
+    log = "function",
+}
+
+local KNOWN_SCOPES = {
+    ["user.info.basic"] = true, ["user.info.profile"] = true, ["user.info.stats"] = true,
+    ["video.list"] = true, ["video.publish"] = true, ["video.upload"] = true,
+}
+
+local function bad(msg)
+    return nil, errors.new("invalid_argument", msg)
+end
+
+local function strip_slash(s)
+    return (s:gsub("/+$", ""))
+end
+
+function _M.new(opts)
+    util.check_opts("tiktok.connect", opts, SPEC, 3)
+    local o = {}
+    for k, v in pairs(DEFAULTS) do o[k] = v end
+    for k, v in pairs(opts) do o[k] = v end
+    for _, k in ipairs({ "client_key", "client_secret", "redirect_uri" }) do
+        if o[k] == nil or o[k] == "" then
+            return bad("tiktok.connect: " .. k .. " is required (from your app in the TikTok developer portal)")
+        end
+        if #o[k] > 2048 or o[k]:find("[%z\1-\31\127]") then
+            return bad("tiktok.connect: " .. k .. " contains control characters or is too long")
+        end
+    end
+    local ok, msg = util.check_redirect_uri(o.redirect_uri)
+    if not ok then return bad("tiktok.connect: " .. msg) end
+    for _, k in ipairs({ "api_base", "auth_base" }) do
+        local u, m = util.check_base_url(k, o[k])
+        if not u then return bad("tiktok.connect: " .. m) end
+        if u.query then return bad("tiktok.connect: " .. k .. " must not have a query string") end
+        o[k] = strip_slash(o[k])
+    end
+    if #o.scopes == 0 then return bad("tiktok.connect: scopes must list at least one scope") end
+    for i, s in ipairs(o.scopes) do
+        if type(s) ~= "string" or not KNOWN_SCOPES[s] then
+            return bad("tiktok.connect: scopes[" .. i .. "] is not a TikTok scope: " .. tostring(s))
+        end
+    end
+    if o.chunk_size and (o.chunk_size < core.MIN_CHUNK or o.chunk_size > core.MAX_CHUNK) then
+        return bad("tiktok.connect: chunk_size must be between 5,242,880 and 64,000,000 bytes")
+    end
+    if o.ca_file then
+        local st = core.stat(o.ca_file)
+        if not st or st.type ~= "file" then
+            return bad("tiktok.connect: ca_file " .. o.ca_file .. " is not a readable file")
+        end
+    end
+    if o.store == nil then o.store = store_mod.file() end
+    for _, m in ipairs({ "get", "put", "delete", "list", "locked" }) do
+        if type(o.store[m]) ~= "function" then
+            error("tiktok.connect: store lacks the method '" .. m .. "'", 3)
+        end
+    end
+    local self = setmetatable({ opts = o, store = o.store, _status_calls = {} }, mt)
+    self._ctx = {
+        session = core.session({ ca_file = o.ca_file, timeout_ms = o.timeout_ms,
+                                 connect_timeout_ms = o.connect_timeout_ms,
+                                 low_speed_ms = o.low_speed_ms }),
+        api_base = o.api_base, client_key = o.client_key, client_secret = o.client_secret,
+        timeout_ms = o.timeout_ms, log = o.log, secrets = { o.client_secret },
+    }
+    return self
+end
+
+-- The requests and TCP connections this connection has made so far.
+function _M:stats()
+    return self._ctx.session:stats()
+end
+
+function _M:close()
+    self._ctx.session:close()
+end
+
+-- ------------------------------------------------------------------ OAuth
+
+local AUTH_OPTS = { state = "string", disable_auto_auth = "boolean", pkce = "boolean" }
+
+-- Returns url, state, code_verifier (the verifier only with pkce = true).
+function _M:authorize_url(opts)
+    opts = util.check_opts("conn:authorize_url", opts or {}, AUTH_OPTS)
+    local state = opts.state
+    if state == nil then
+        state = core.random_hex(16)   -- 128 bits from getrandom(2)
+    elseif state == "" or #state > 512 then
+        error("conn:authorize_url: state must be 1 to 512 characters", 2)
+    end
+    local o = self.opts
+    local fields = {
+        { "client_key", o.client_key }, { "response_type", "code" },
+        { "scope", concat(o.scopes, ",") }, { "redirect_uri", o.redirect_uri },
+        { "state", state },
+    }
+    if opts.disable_auto_auth then fields[#fields + 1] = { "disable_auto_auth", 1 } end
+    local verifier
+    if opts.pkce then
+        verifier = core.random_hex(32)   -- 64 unreserved characters
+        fields[#fields + 1] = { "code_challenge", core.sha256_hex(verifier) }
+        fields[#fields + 1] = { "code_challenge_method", "S256" }
+    end
+    return o.auth_base .. "/v2/auth/authorize/?" .. util.form(fields), state, verifier
+end
+
+-- Reads the callback URL (or its query string) TikTok redirected to.
+-- Returns { code, state, scopes, error, error_description }.
+function _M.parse_callback(url_or_query)
+    if type(url_or_query) ~= "string" then
+        error("tiktok.parse_callback: expected a string", 2)
+    end
+    local q = url_or_query:match("%?([^#]*)") or url_or_query
+    local t = util.parse_query(q)
+    return { code = t.code, state = t.state, scopes = t.scopes, error = t.error,
+             error_description = t.error_description }
+end
+
+local AS_SPEC = { user = "string", workspace = "string" }
+local function check_as(fname, as)
+    if as ~= nil then util.check_opts(fname .. ": as", as, AS_SPEC, 3) end
+    return as
+end
+
+local EXCHANGE_OPTS = { code = "string", state = "string", expected_state = "string",
+                        code_verifier = "string", as = "table", access = "string" }
+
+local function public_account(rec)
+    return {
+        open_id = rec.open_id, scopes = util.copy(rec.scopes or {}),
+        expires_at = rec.expires_at, refresh_expires_at = rec.refresh_expires_at,
+        owner = rec.owner, workspace = rec.workspace, access = rec.access,
+    }
+end
+_M.public_account = public_account
+
+local function split_scopes(s)
+    local out = {}
+    if type(s) == "string" then
+        for sc in s:gmatch("[^,%s]+") do out[#out + 1] = sc end
+    end
+    return out
+end
+
+local function apply_token(rec, tok)
+    local now = util.now()
+    rec.access_token = tok.access_token
+    rec.refresh_token = tok.refresh_token
+    rec.expires_at = floor(now + tok.expires_in)
+    rec.refresh_expires_at = floor(now + tok.refresh_expires_in)
+    if tok.scope then rec.scopes = split_scopes(tok.scope) end
+    rec.updated_at = floor(now)
+    return rec
+end
+
+function _M:exchange(opts)
+    util.check_opts("conn:exchange", opts, EXCHANGE_OPTS)
+    check_as("conn:exchange", opts.as)
+    local access = opts.access or "only_me"
+    if access ~= "only_me" and access ~= "workspace" then
+        error("conn:exchange: access must be \"only_me\" or \"workspace\"", 2)
+    end
+    -- The state check comes first: a mismatch sends nothing to TikTok.
+    if type(opts.state) ~= "string" or type(opts.expected_state) ~= "string"
+       or opts.expected_state == "" or not core.consteq(opts.state, opts.expected_state) then
+        return nil, errors.new("state_mismatch", "the state in the callback does not match the one this "
+                               .. "browser was given; start the connection again from the beginning")
+    end
+    if type(opts.code) ~= "string" or opts.code == "" then
+        return nil, errors.new("invalid_argument", "the callback carried no authorization code")
+    end
+    local as = opts.as or {}
+    if access == "workspace" and not as.workspace then
+        return nil, errors.new("invalid_argument", "access = \"workspace\" needs as.workspace")
+    end
+    local ctx = self._ctx
+    local tok, err = api.exchange_code(ctx, opts.code, self.opts.redirect_uri, opts.code_verifier)
+    if not tok then return nil, err end
+    local rec = apply_token({ open_id = tok.open_id, client_key = self.opts.client_key,
+                              owner = as.user, workspace = as.workspace, access = access,
+                              created_at = floor(util.now()) }, tok)
+    local existing = self.store:get(tok.open_id)
+    if existing and existing.owner and existing.owner ~= rec.owner
+       and not self:_visible(existing, opts.as) then
+        return nil, errors.new("forbidden", "this TikTok account is already connected by someone else")
+    end
+    local ok, serr = self.store:put(rec)
+    if not ok then return nil, serr end
+    return public_account(rec)
+end
+
+-- ---------------------------------------------------------- access control
+
+function _M:_visible(rec, as)
+    if rec.owner == nil and rec.workspace == nil then return true end
+    if not as then return false end
+    if rec.access == "workspace" then
+        return as.workspace ~= nil and as.workspace == rec.workspace
+    end
+    return as.user ~= nil and as.user == rec.owner
+end
+
+-- Loads a record the caller may use, or nil, err (not_found / forbidden).
+function _M:_record(open_id, as)
+    if type(open_id) ~= "string" or open_id == "" then
+        return nil, errors.new("invalid_argument", "an account open_id is required")
+    end
+    local rec, err = self.store:get(open_id)
+    if err then return nil, err end
+    if not rec then
+        return nil, errors.new("not_found", "no connected TikTok account has this open_id; connect it first")
+    end
+    if not self:_visible(rec, as) then
+        return nil, errors.new("forbidden", "this TikTok account is not shared with you; ask its owner "
+                               .. "to connect it with access = \"workspace\"")
+    end
+    return rec
+end
+
+local ACC_OPTS = { as = "table" }
+
+function _M:accounts(opts)
+    opts = util.check_opts("conn:accounts", opts or {}, ACC_OPTS)
+    check_as("conn:accounts", opts.as)
+    local list, err = self.store:list()
+    if not list then return nil, err end
+    local out = {}
+    for _, rec in ipairs(list) do
+        if (rec.client_key == nil or rec.client_key == self.opts.client_key) and self:_visible(rec, opts.as) then
+            out[#out + 1] = public_account(rec)
+        end
+    end
+    return out
+end
+
+function _M:account(open_id, opts)
+    opts = util.check_opts("conn:account", opts or {}, ACC_OPTS)
+    check_as("conn:account", opts.as)
+    local rec, err = self:_record(open_id, opts.as)
+    if not rec then return nil, err end
+    return public_account(rec)
+end
+
+-- Returns a usable access token for the account, refreshing it (once
+-- across every process sharing the store) when it is expired or about to
+-- be, or when `stale` (a token TikTok just called invalid) is given.
+function _M:_token(open_id, as, stale)
+    local rec, err = self:_record(open_id, as)
+    if not rec then return nil, err end
+    local skew = self.opts.refresh_skew_ms / 1000
+    if not stale and rec.expires_at and rec.expires_at - skew > util.now() then
+        return rec.access_token, rec
+    end
+    local seen = stale or rec.access_token
+    return self.store:locked(function()
+        local cur, e2 = self:_record(open_id, as)
+        if not cur then return nil, e2 end
+        -- Someone else refreshed while we waited for the lock: use theirs.
+        if cur.access_token ~= seen and cur.expires_at and cur.expires_at - skew > util.now() then
+            return cur.access_token, cur
+        end
+        if cur.refresh_expires_at and cur.refresh_expires_at <= util.now() then
+            return nil, errors.new("reauthorize", "the account's refresh token has expired; connect the "
+                                   .. "TikTok account again", { retryable = false })
+        end
+        local tok, rerr = api.refresh(self._ctx, cur.refresh_token)
+        if not tok then
+            if rerr.code == "invalid_grant" then
+                return nil, errors.new("reauthorize", "TikTok no longer accepts this account's refresh "
+                                       .. "token (revoked or expired); connect the TikTok account again",
+                                       { http_status = rerr.http_status, log_id = rerr.log_id, retryable = false })
+            end
+            return nil, rerr
+        end
+        if tok.open_id ~= cur.open_id then
+            return nil, errors.new("bad_response", "TikTok refreshed a token for another open_id")
+        end
+        apply_token(cur, tok)
+        -- Persist the rotated refresh token before anything uses the new
+        -- access token: the old refresh token no longer works.
+        local ok, serr = self.store:put(cur)
+        if not ok then return nil, serr end
+        return cur.access_token, cur
+    end)
+end
+
+-- Runs fn(token) and, when TikTok says the token is invalid, refreshes once
+-- and runs it again. Only for calls that are safe to repeat after a 401.
+function _M:_with_token(open_id, as, fn)
+    local token, err = self:_token(open_id, as)
+    if not token then return nil, err end
+    local res, ferr = fn(token)
+    if res == nil and ferr and ferr.code == "access_token_invalid" then
+        token, err = self:_token(open_id, as, token)
+        if not token then return nil, err end
+        return fn(token)
+    end
+    return res, ferr
+end
+
+function _M:refresh(open_id, opts)
+    opts = util.check_opts("conn:refresh", opts or {}, ACC_OPTS)
+    check_as("conn:refresh", opts.as)
+    local rec, err = self:_record(open_id, opts.as)
+    if not rec then return nil, err end
+    local token, rec2 = self:_token(open_id, opts.as, rec.access_token)
+    if not token then return nil, rec2 end
+    return public_account(rec2)
+end
+
+function _M:revoke(open_id, opts)
+    opts = util.check_opts("conn:revoke", opts or {}, ACC_OPTS)
+    check_as("conn:revoke", opts.as)
+    local ok, err = self:_with_token(open_id, opts.as, function(token)
+        return api.revoke(self._ctx, token)
+    end)
+    if not ok then return nil, err end
+    local dok, derr = self.store:delete(open_id)
+    if not dok then return nil, derr end
+    return true
+end
+
+local UI_OPTS = { as = "table", fields = "table" }
+local DEFAULT_FIELDS = { "open_id", "union_id", "avatar_url", "display_name" }
+
+function _M:user_info(open_id, opts)
+    opts = util.check_opts("conn:user_info", opts or {}, UI_OPTS)
+    check_as("conn:user_info", opts.as)
+    local fields = opts.fields or DEFAULT_FIELDS
+    for i, f in ipairs(fields) do
+        if type(f) ~= "string" or not f:match("^[%w_]+$") then
+            error("conn:user_info: fields[" .. i .. "] is not a field name", 2)
+        end
+    end
+    return self:_with_token(open_id, opts.as, function(token)
+        return api.user_info(self._ctx, token, fields)
+    end)
+end
+
+function _M:creator_info(open_id, opts)
+    opts = util.check_opts("conn:creator_info", opts or {}, ACC_OPTS)
+    check_as("conn:creator_info", opts.as)
+    return self:_with_token(open_id, opts.as, function(token)
+        return api.creator_info(self._ctx, token)
+    end)
+end
+
+-- A client access token (client_credentials); not stored.
+function _M:client_token()
+    local tok, err = api.client_token(self._ctx)
+    if not tok then return nil, err end
+    return { access_token = tok.access_token, expires_at = floor(util.now() + (tok.expires_in or 0)) }
+end
+
+return _M

@@ -1,0 +1,194 @@
+-- The pure C functions of tiktok.core: planner, Content-Range, encoders,
+-- SHA-256, the big-integer guard, the container probe, file primitives.
+local core = require "tiktok.core"
+local media = require "helpers.media"
+
+describe("tiktok.core.plan", function()
+    local MiB = 1048576
+
+    it("sends small files whole, with chunk_size equal to the file size", function()
+        assert.same({ 3000000, 1 }, { core.plan(3000000) })
+        assert.same({ 1, 1 }, { core.plan(1) })
+        assert.same({ 5 * MiB - 1, 1 }, { core.plan(5 * MiB - 1) })
+    end)
+
+    it("sends exactly 64,000,000 bytes as one chunk and one byte more as two", function()
+        assert.same({ 64000000, 1 }, { core.plan(64000000) })
+        local c, n = core.plan(64000001)
+        assert.same({ 32000000, 2 }, { c, n })
+        assert.is_true(core.plan_check(64000001, c, n))
+    end)
+
+    it("uses floor(size / chunk) chunks and merges the remainder into the last", function()
+        local c, n = core.plan(300000000)
+        assert.same({ 64000000, 4 }, { c, n })
+        assert.same({ 192000000, 108000000 }, { core.chunk_range(300000000, c, n, 3) })
+        assert.same({ 0, 64000000 }, { core.chunk_range(300000000, c, n, 0) })
+        -- the docs' worked example with a preferred 10,000,000 chunk
+        assert.same({ 10000000, 5 }, { core.plan(50000123, 10000000) })
+        assert.same({ 40000000, 10000123 }, { core.chunk_range(50000123, 10000000, 5, 4) })
+    end)
+
+    it("plans 4 GB within 1000 chunks and refuses anything larger", function()
+        local c, n = core.plan(4294967296)
+        assert.is_true(n <= 1000 and c <= 64000000)
+        assert.is_true(core.plan_check(4294967296, c, n))
+        local ok, err = core.plan(4294967297)
+        assert.is_nil(ok)
+        assert.matches("4 GB", err)
+        assert.same({ nil, "the file is empty" }, { core.plan(0) })
+    end)
+
+    it("every plan for sizes around the limits passes the checker", function()
+        local sizes = { 1, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1, 63999999, 64000000, 64000001,
+                        127999999, 128000000, 128000001, 191999999, 10 ^ 9, 2 ^ 31, 4294967296 }
+        for _, pref in ipairs({ false, 5 * MiB, 10000000, 64000000 }) do
+            for _, s in ipairs(sizes) do
+                local c, n = core.plan(s, pref or nil)
+                assert(c, "no plan for " .. s)
+                assert.is_true(core.plan_check(s, c, n))
+                local off, len = core.chunk_range(s, c, n, n - 1)
+                assert.equal(s, off + len)
+                assert.is_true(len <= 128000000)
+            end
+        end
+    end)
+
+    it("the checker refuses plans TikTok refuses", function()
+        assert.is_nil(core.plan_check(70000000, 70000000, 1))      -- one chunk over 64 MB
+        assert.is_nil(core.plan_check(50000123, 10000000, 6))      -- ceil instead of floor
+        assert.is_nil(core.plan_check(20000000, 4000000, 5))       -- chunk under 5 MiB
+        assert.is_nil(core.plan_check(200000000, 65000000, 3))     -- chunk over 64,000,000
+        assert.is_nil(core.plan_check(3000000, 1000000, 3))        -- small file not whole
+        assert.is_nil(core.plan_check(194000000, 64000000, 2))     -- final chunk over 128,000,000
+        assert.has_error(function() core.plan(-1) end)
+        assert.has_error(function() core.plan("x") end)
+        assert.same({ nil, "chunk_size must be between 5,242,880 and 64,000,000 bytes" },
+                    { core.plan(100000000, 1000) })
+    end)
+end)
+
+describe("tiktok.core.parse_content_range", function()
+    it("reads TikTok's progress header and the request form", function()
+        assert.same({ 0, 99, 1000 }, { core.parse_content_range("bytes 0-99/1000") })
+        assert.same({ 0, 30567099, 30567100 }, { core.parse_content_range("bytes 0-30567099/30567100") })
+        assert.same({ 5, 9 }, { core.parse_content_range("bytes=5-9") })
+        assert.same({ nil, nil, 1000 }, { core.parse_content_range("bytes */1000") })
+    end)
+
+    it("refuses malformed and out-of-range values", function()
+        for _, s in ipairs({ "", "bytes", "bytes 9-5/10", "bytes 0-10/10", "bytes -1-5/10", "bits 0-1/2",
+                             "bytes 0-1/2x", "bytes 99999999999999999999-1/2", "bytes 0-/10", "bytes a-b/c" }) do
+            assert.is_false(core.parse_content_range(s), s)
+        end
+    end)
+end)
+
+describe("tiktok.core encoders", function()
+    it("percent-encodes everything but the unreserved set", function()
+        assert.equal("a%20b%2Cc~d.e_f-g%2F%3F%26%3D%25", core.pct_encode("a b,c~d.e_f-g/?&=%"))
+        assert.equal("a+b", core.pct_encode("a b", true))
+        assert.equal("%C3%A9%00", core.pct_encode("\195\169\0"))
+    end)
+
+    it("decodes and refuses malformed escapes", function()
+        assert.equal("a b+c", core.pct_decode("a%20b+c"))
+        assert.equal("a b c", core.pct_decode("a%20b+c", true))
+        assert.is_nil(core.pct_decode("%zz"))
+        assert.is_nil(core.pct_decode("abc%2"))
+        assert.is_nil(core.pct_decode("%"))
+    end)
+
+    it("computes SHA-256 (TikTok's hex PKCE challenge)", function()
+        assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", core.sha256_hex(""))
+        assert.equal("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+                     core.sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"))
+        assert.equal("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+                     core.sha256_hex(("a"):rep(1000000)))
+    end)
+
+    it("draws random hex from the OS and compares in constant time", function()
+        local a, b = core.random_hex(16), core.random_hex(16)
+        assert.matches("^%x+$", a)
+        assert.equal(32, #a)
+        assert.not_equal(a, b)
+        assert.is_true(core.consteq("abc", "abc"))
+        assert.is_false(core.consteq("abc", "abd"))
+        assert.is_false(core.consteq("abc", "abcd"))
+        assert.has_error(function() core.random_hex(0) end)
+    end)
+end)
+
+describe("tiktok.core.json_quote_bigints", function()
+    it("quotes integers over 15 digits and leaves everything else alone", function()
+        assert.equal('{"ids":["7301234567890123456",1],"s":"123456789012345678","f":1.2345678901234567e5}',
+                     core.json_quote_bigints('{"ids":[7301234567890123456,1],"s":"123456789012345678",'
+                                             .. '"f":1.2345678901234567e5}'))
+        assert.equal('["-9223372036854775808",123456789012345]',
+                     core.json_quote_bigints('[-9223372036854775808,123456789012345]'))
+        assert.equal('{"a":"x\\"99999999999999999"}', core.json_quote_bigints('{"a":"x\\"99999999999999999"}'))
+    end)
+
+    it("refuses an unterminated string", function()
+        assert.is_nil(core.json_quote_bigints('{"a":"abc'))
+        assert.is_nil(core.json_quote_bigints('{"a":-}'))
+    end)
+end)
+
+describe("tiktok.core.probe", function()
+    local dir
+    setup(function() dir = media.tmpdir() end)
+    teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+    it("reads container and duration from a real MP4 and MOV", function()
+        local m = assert(core.probe(media.mp4(dir, { seconds = 2 })))
+        assert.equal("mp4", m.container)
+        assert.equal("video/mp4", m.content_type)
+        assert.is_true(m.duration_ms >= 1900 and m.duration_ms <= 2100, tostring(m.duration_ms))
+        local q = assert(core.probe(media.mp4(dir, { seconds = 2, container = "mov" })))
+        assert.equal("video/quicktime", q.content_type)
+    end)
+
+    it("reads a padded 300 MB sparse file without reading its data", function()
+        local m = assert(core.probe(media.mp4(dir, { seconds = 2, size = 300000000 })))
+        assert.equal(300000000, m.size)
+        assert.is_truthy(m.duration_ms)
+    end)
+
+    it("refuses non-videos, directories and missing files", function()
+        local ok, err = core.probe(media.junk(dir, 100))
+        assert.is_nil(ok)
+        assert.matches("not an MP4", err)
+        assert.is_nil((core.probe(dir)))
+        assert.is_nil((core.probe(dir .. "/missing.mp4")))
+        assert.is_nil((core.probe(media.junk(dir, 3))))
+    end)
+end)
+
+describe("tiktok.core file primitives", function()
+    local dir
+    setup(function() dir = media.tmpdir() end)
+    teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+
+    it("replaces a file atomically with mode 0600", function()
+        local p = dir .. "/store.json"
+        assert.is_true(core.write_file_atomic(p, "one"))
+        assert.is_true(core.write_file_atomic(p, "two"))
+        assert.equal("two", core.read_file(p))
+        assert.equal(tonumber("600", 8), core.stat(p).mode)
+        local _, _, errname = core.read_file(dir .. "/nope")
+        assert.equal("ENOENT", errname)
+    end)
+
+    it("locks exclusively and times out with 'busy'", function()
+        local p = dir .. "/lock"
+        local a = assert(core.lock(p, 100))
+        local b, kind = core.lock(p, 50)
+        assert.is_nil(b)
+        assert.equal("busy", kind)
+        a:unlock()
+        a:unlock()   -- idempotent
+        local c = assert(core.lock(p, 100))
+        c:unlock()
+    end)
+end)
