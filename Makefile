@@ -16,7 +16,7 @@ SRC          := src/core.c src/plan.c src/encode.c src/sha256.c src/probe.c
 HDR          := src/tt.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
-.PHONY: all deps test test-fast lint asan install clean sandbox demo bench
+.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check
 
 all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
 
@@ -63,3 +63,16 @@ sandbox: deps
 
 clean:
 	rm -rf build
+
+# `luarocks make` into a fresh tree for 5.4 and 5.1, then require it from
+# lua5.4 and luajit (no network: lua-cjson comes from Debian).
+rock-check: deps
+	@T=$$(mktemp -d) && for v in 5.4 5.1; do \
+	  luarocks --lua-version $$v --tree $$T make --deps-mode=none lua-tiktok-0.1.0-1.rockspec \
+	    CURL_INCDIR=$$(dirname $$(dirname $$(find /usr/include -name curl.h -path '*curl/curl.h' | head -1))) >/dev/null || exit 1; \
+	done && \
+	lua5.4 -e "package.path='$$T/share/lua/5.4/?.lua;$$T/share/lua/5.4/?/init.lua;'..package.path \
+	  package.cpath='$$T/lib/lua/5.4/?.so;'..package.cpath print('lua5.4:', require('tiktok')._VERSION)" && \
+	luajit -e "package.path='$$T/share/lua/5.1/?.lua;$$T/share/lua/5.1/?/init.lua;'..package.path \
+	  package.cpath='$$T/lib/lua/5.1/?.so;'..package.cpath print('luajit:', require('tiktok')._VERSION)" && \
+	rm -rf $$T

@@ -393,6 +393,38 @@ function _M:creator_info(open_id, opts)
     end)
 end
 
+local APPROVE_OPTS = { username = "string", decision = "string" }
+
+-- Approves an authorize URL on the local sandbox's consent page without a
+-- browser (for scripts, specs and the demo) and returns the callback
+-- fields { code, state, scopes, error }. Refused for anything but a
+-- loopback auth_base: real TikTok needs a person to consent.
+function _M:sandbox_approve(url, opts)
+    opts = util.check_opts("conn:sandbox_approve", opts or {}, APPROVE_OPTS)
+    local base = util.parse_url(self.opts.auth_base)
+    if not util.is_loopback(base.host) then
+        return nil, errors.new("invalid_argument", "sandbox_approve works only against the local sandbox; "
+                               .. "open the authorize URL in a browser instead")
+    end
+    local prefix = self.opts.auth_base .. "/v2/auth/authorize/?"
+    if type(url) ~= "string" or url:sub(1, #prefix) ~= prefix then
+        error("conn:sandbox_approve: expected a URL from conn:authorize_url", 2)
+    end
+    local body = url:sub(#prefix + 1) .. "&" .. util.form({ { "decision", opts.decision or "approve" },
+                                                            { "username", opts.username } })
+    local res, kind, message = self._ctx.session:request({
+        method = "POST", url = self.opts.auth_base .. "/v2/auth/authorize/",
+        headers = { "Content-Type: application/x-www-form-urlencoded" }, body = body,
+    })
+    if not res then return nil, errors.from_transport(kind == "tls" and "tls" or "network", message) end
+    local location = res.headers.location
+    if res.status ~= 302 or not location then
+        return nil, errors.new("http", "the sandbox consent page answered HTTP " .. res.status
+                               .. " instead of redirecting", { http_status = res.status })
+    end
+    return _M.parse_callback(location)
+end
+
 -- A client access token (client_credentials); not stored.
 function _M:client_token()
     local tok, err = api.client_token(self._ctx)
