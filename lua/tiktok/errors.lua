@@ -711,8 +711,7 @@ local function from_status(status, log_id, endpoint, detail)
     if status == 429 then
         return _M.new("rate_limit_exceeded", nil, fields)
     end
-    local where = endpoint and (" from " .. (endpoint_path(endpoint) or endpoint))
-        or ""
+    local where = endpoint and (" from " .. match(endpoint, "^[^?#]*")) or ""
     return _M.new("http", format("TikTok answered with unexpected HTTP status "
         .. "%d%s; retry later, and report it with the log_id if it persists",
         status, where), fields)

@@ -350,6 +350,14 @@ describe("tiktok.errors", function()
             assert.is_true(err.reauth)
         end)
 
+        it("names the endpoint in an unexpected-status message", function()
+            local err = errors.from_api(404, nil, "user info")
+            assert.truthy(err.message:find("HTTP status 404 from user info;", 1, true),
+                          err.message)
+            err = errors.from_api(418, nil, "/v2/user/info/?fields=open_id")
+            assert.truthy(err.message:find("from /v2/user/info/;", 1, true), err.message)
+        end)
+
         it("makes an odd code safe to print", function()
             local err = errors.from_api(400, env("bad code\n<x>" .. ("z"):rep(100)))
             assert.is_nil(err.code:find("[^%w_.%-]"))
