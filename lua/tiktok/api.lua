@@ -24,13 +24,13 @@ end
 local function transport_error(ctx, what, kind, message, sent)
     local err
     if kind == "timeout" or kind == "tls" then
-        err = errors.from_transport(kind, what .. ": " .. tostring(message))
+        err = errors.from_transport(kind, what .. ": " .. tostring(message), ctx.secrets)
     elseif kind == "too_big" then
         err = errors.new("bad_response", what .. ": " .. tostring(message))
     elseif kind == "invalid" then
         err = errors.new("invalid_argument", what .. ": " .. tostring(message))
     else
-        err = errors.from_transport("network", what .. ": " .. tostring(message))
+        err = errors.from_transport("network", what .. ": " .. tostring(message), ctx.secrets)
     end
     err.sent = sent and true or false
     log(ctx, "warn", "tiktok: " .. what .. " failed: " .. err.code)
@@ -47,13 +47,6 @@ local function request(ctx, what, req)
     return res
 end
 
-local function secret_free(ctx, err)
-    if err and err.detail and ctx.secrets then
-        err.detail = errors.redact(err.detail, ctx.secrets)
-    end
-    return err
-end
-
 -- ------------------------------------------------------------------ OAuth
 
 local function oauth(ctx, what, fields)
@@ -65,8 +58,8 @@ local function oauth(ctx, what, fields)
     })
     if not res then return nil, err end
     local body = util.json_decode(res.body)
-    local e = errors.from_oauth(res.status, body)
-    if e then return nil, secret_free(ctx, e) end
+    local e = errors.from_oauth(res.status, body, ctx.secrets)
+    if e then return nil, e end
     if not body or type(body.access_token) ~= "string" or body.access_token == "" then
         return nil, errors.new("bad_response", "TikTok's token endpoint answered HTTP "
                                .. res.status .. " without an access_token", { http_status = res.status })
@@ -120,8 +113,8 @@ function _M.revoke(ctx, access_token)
     })
     if not res then return nil, err end
     local body = util.json_decode(res.body)
-    local e = errors.from_oauth(res.status, body)
-    if e then return nil, secret_free(ctx, e) end
+    local e = errors.from_oauth(res.status, body, ctx.secrets)
+    if e then return nil, e end
     return true
 end
 
@@ -136,8 +129,8 @@ local function api(ctx, what, token, path, body, method)
     })
     if not res then return nil, err end
     local decoded = util.json_decode(res.body)
-    local e = errors.from_api(res.status, decoded, what)
-    if e then return nil, secret_free(ctx, e) end
+    local e = errors.from_api(res.status, decoded, path, { ctx.client_secret, token })
+    if e then return nil, e end
     return decoded.data or {}, decoded
 end
 

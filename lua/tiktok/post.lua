@@ -352,7 +352,7 @@ function _M.post(opts)
     st, err = wait_final(conn, open_id, opts, publish_id, deadline)
     if not st then return nil, err end
     if st.status == "FAILED" then
-        return nil, errors.from_fail_reason(st.fail_reason or "internal", publish_id)
+        return nil, errors.from_fail_reason(st.fail_reason, publish_id)
     end
     return result(valid, publish_id, st, open_id)
 end
