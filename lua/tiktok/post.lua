@@ -298,8 +298,6 @@ function _M.post(opts)
         emit(opts, { stage = "creator_info" })
         creator, err = conn:creator_info(open_id, { as = opts.as })
         if not creator then return nil, err end
-    else
-        creator = { privacy_level_options = {}, max_video_post_duration_sec = nil }
     end
 
     local valid
