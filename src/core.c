@@ -355,6 +355,7 @@ typedef struct {
   int progress_ref;            /* index of the progress function, 0 = none */
   int failed;                  /* a Lua error is parked on the stack top */
   double last_call;
+  curl_off_t last_bytes;
   int read_errno;
 } tt_put;
 
@@ -380,10 +381,11 @@ static int on_xfer(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_o
   tt_put *u = ud;
   double now;
   (void)dt; (void)dn; (void)ut;
-  if (!u->progress_ref) return 0;
+  if (!u->progress_ref || un == u->last_bytes) return 0;
   now = mono();
   if (now - u->last_call < 0.2 && un < u->length) return 0;
   u->last_call = now;
+  u->last_bytes = un;
   lua_pushvalue(u->L, u->progress_ref);
   lua_pushinteger(u->L, (lua_Integer)un);
   if (lua_pcall(u->L, 1, 1, 0) != 0) { u->failed = 1; return 1; }  /* error parked */

@@ -9,7 +9,7 @@ local util = require "tiktok.util"
 local errors = require "tiktok.errors"
 local core = require "tiktok.core"
 
-local type, tostring, tonumber, concat = type, tostring, tonumber, table.concat
+local type, tostring, tonumber, concat, floor = type, tostring, tonumber, table.concat, math.floor
 
 local _M = {}
 
@@ -218,6 +218,12 @@ function _M.init(ctx, token, req, upload)
     return d
 end
 
+-- A byte count as an integer (cjson gives floats on Lua 5.4).
+local function count(v)
+    v = tonumber(v)
+    return v and floor(v) or nil
+end
+
 local function id_list(v)
     local out = {}
     if type(v) == "table" then
@@ -237,8 +243,8 @@ function _M.status(ctx, token, publish_id)
         status = d.status,
         fail_reason = d.fail_reason ~= "" and d.fail_reason or nil,
         post_ids = id_list(d.publicaly_available_post_id),
-        uploaded_bytes = tonumber(d.uploaded_bytes),
-        downloaded_bytes = tonumber(d.downloaded_bytes),
+        uploaded_bytes = count(d.uploaded_bytes),
+        downloaded_bytes = count(d.downloaded_bytes),
     }
 end
 
