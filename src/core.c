@@ -305,17 +305,42 @@ static struct curl_slist *make_headers(lua_State *L, int t, int n, int *oom) {
   return list;
 }
 
-/* session:request{ method, url, headers = {..}, body, timeout_ms }
+/* A request body that libcurl may send once only. libcurl silently resends
+ * a request when a reused connection dies before any answer arrives; for a
+ * body already (partly) written that needs a rewind, which this refuses, so
+ * the transfer fails (CURLE_SEND_FAIL_REWIND) instead of posting twice. */
+typedef struct { const char *p; size_t len, pos; } tt_once;
+
+static size_t once_read(char *buf, size_t sz, size_t n, void *ud) {
+  tt_once *o = ud;
+  size_t take = sz * n;
+  if (take > o->len - o->pos) take = o->len - o->pos;
+  memcpy(buf, o->p + o->pos, take);
+  o->pos += take;
+  return take;
+}
+
+static int once_seek(void *ud, curl_off_t off, int origin) {
+  (void)ud; (void)off; (void)origin;
+  return CURL_SEEKFUNC_FAIL;
+}
+
+/* session:request{ method, url, headers = {..}, body, timeout_ms, once }
+ * once = true: never resend the body (non-idempotent requests).
  *   -> { status, headers, body, connects } | nil, kind, message, sent */
 static int l_request(lua_State *L) {
   tt_session *s = check_session(L, 1);
   const char *method, *url, *body;
   size_t urllen, bodylen;
   long timeout;
-  int nh, oom;
-  struct curl_slist *hl;
+  int nh, oom, once;
+  struct curl_slist *hl, *nl;
+  tt_once ob;
   CURLcode rc;
   luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "once");
+  once = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   method = opt_str(L, 2, "method", NULL);
   url = opt_str(L, 2, "url", &urllen);
   body = opt_str(L, 2, "body", &bodylen);
@@ -328,6 +353,10 @@ static int l_request(lua_State *L) {
   if (nh < 0) return fail(L, "invalid", "a header contains a line break or NUL byte", 0);
   /* No raising below this line until hl is freed. */
   hl = make_headers(L, 2, nh, &oom);
+  if (!oom) {
+    nl = curl_slist_append(hl, "Expect:");   /* small bodies: no 100-continue round trip */
+    if (nl) hl = nl; else oom = 1;
+  }
   if (oom) { curl_slist_free_all(hl); return fail(L, "network", "out of memory", 0); }
   curl_easy_reset(s->curl);
   setup(s, url, timeout);
@@ -336,8 +365,15 @@ static int l_request(lua_State *L) {
   } else {
     if (strcmp(method, "POST") != 0) curl_easy_setopt(s->curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(s->curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? bodylen : 0));
+    if (once) {
+      ob.p = body ? body : ""; ob.len = body ? bodylen : 0; ob.pos = 0;
+      curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, once_read);
+      curl_easy_setopt(s->curl, CURLOPT_READDATA, &ob);
+      curl_easy_setopt(s->curl, CURLOPT_SEEKFUNCTION, once_seek);
+    } else {
+      curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body ? body : "");
+    }
   }
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hl);
   rc = curl_easy_perform(s->curl);

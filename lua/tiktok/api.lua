@@ -51,7 +51,7 @@ end
 
 local function oauth(ctx, what, fields)
     local res, err = request(ctx, what, {
-        method = "POST",
+        method = "POST", once = true,   -- a resent refresh would burn the rotated token
         url = ctx.api_base .. "/v2/oauth/token/",
         headers = { FORM_CT, "Cache-Control: no-cache", "Accept: application/json" },
         body = util.form(fields),
@@ -105,7 +105,7 @@ end
 
 function _M.revoke(ctx, access_token)
     local res, err = request(ctx, "revoke", {
-        method = "POST",
+        method = "POST", once = true,
         url = ctx.api_base .. "/v2/oauth/revoke/",
         headers = { FORM_CT, "Cache-Control: no-cache" },
         body = util.form({ { "client_key", ctx.client_key }, { "client_secret", ctx.client_secret },
@@ -120,9 +120,9 @@ end
 
 -- ------------------------------------------------------------ v2 API calls
 
-local function api(ctx, what, token, path, body, method)
+local function api(ctx, what, token, path, body, method, once)
     local res, err = request(ctx, what, {
-        method = method or "POST",
+        method = method or "POST", once = once,
         url = ctx.api_base .. path,
         headers = { "Authorization: Bearer " .. token, JSON_CT },
         body = body,
@@ -206,7 +206,8 @@ end
 
 function _M.init(ctx, token, req, upload)
     local path, body = _M.init_request(req, upload)
-    local d, err = api(ctx, "init", token, path, util.json_encode(body))
+    -- once: libcurl must never resend an init on its own (a second post)
+    local d, err = api(ctx, "init", token, path, util.json_encode(body), "POST", true)
     if not d then return nil, err end
     if type(d.publish_id) ~= "string" or d.publish_id == "" then
         return nil, errors.new("bad_response", "TikTok accepted the init but sent no publish_id")
@@ -250,7 +251,7 @@ end
 
 function _M.cancel(ctx, token, publish_id)
     local d, err = api(ctx, "cancel", token, "/v2/post/publish/cancel/",
-                       util.json_encode({ publish_id = publish_id }))
+                       util.json_encode({ publish_id = publish_id }), "POST", true)
     if not d then return nil, err end
     return true
 end
