@@ -1,0 +1,153 @@
+-- The file store (mode 0600, atomic, shared by processes) and access control.
+local sandbox = require "helpers.sandbox"
+local tt = require "helpers.tt"
+local media = require "helpers.media"
+local tiktok = require "tiktok"
+local cjson = require "cjson"
+
+local INTERP = jit and "luajit" or "lua5.4"
+
+describe("tiktok.store.file", function()
+    local sb, dir
+
+    lazy_setup(function()
+        sb = sandbox.start()
+        dir = media.tmpdir()
+    end)
+    lazy_teardown(function()
+        if sb then sb:stop() end
+        os.execute("rm -rf '" .. dir .. "'")
+    end)
+    before_each(function() sb:reset() end)
+
+    it("creates the store (and its folder) with mode 0600 and never holds tokens in accounts", function()
+        local path = dir .. "/sub/accounts.json"
+        local conn = tt.connect(sb, { store = tiktok.store.file({ path = path }) })
+        local acc = tt.account(conn)
+        assert.equal(tonumber("600", 8), tiktok.core.stat(path).mode)
+        local doc = cjson.decode((assert(tiktok.core.read_file(path))))
+        assert.is_string(doc.accounts[acc.open_id].refresh_token)
+        local listed = conn:accounts()
+        assert.equal(1, #listed)
+        assert.is_nil(listed[1].access_token)
+        assert.is_nil(listed[1].refresh_token)
+    end)
+
+    it("refuses to overwrite a file that is not a store", function()
+        local path = dir .. "/notastore.json"
+        local f = io.open(path, "wb"); f:write("hello"); f:close()
+        local conn = tt.connect(sb, { store = tiktok.store.file({ path = path }) })
+        local url, state = conn:authorize_url()
+        local cb = assert(conn:sandbox_approve(url))
+        local acc, err = conn:exchange({ code = cb.code, state = cb.state, expected_state = state })
+        assert.is_nil(acc)
+        assert.equal("store", err.code)
+        assert.equal("hello", tiktok.core.read_file(path))
+    end)
+
+    it("4 processes refreshing one account at once: one refresh reaches TikTok, the newest token persists", function()
+        local path = dir .. "/shared.json"
+        local conn = tt.connect(sb, { store = tiktok.store.file({ path = path }) })
+        local acc = tt.account(conn)
+        -- make the stored access token look expired to every process
+        local store = tiktok.store.file({ path = path })
+        local rec = store:get(acc.open_id)
+        rec.expires_at = os.time() - 10
+        assert(store:put(rec))
+        local before = tt.count(sb, "oauth.token")
+        local script = dir .. "/worker.lua"
+        local f = io.open(script, "wb")
+        f:write(([[
+local tiktok = require "tiktok"
+local conn = assert(tiktok.connect{ client_key = %q, client_secret = %q, redirect_uri = %q,
+  api_base = %q, auth_base = %q, ca_file = %q, store = tiktok.store.file{ path = %q } })
+local info, err = conn:creator_info(%q)
+io.write(info and "ok\n" or ("err " .. tostring(err) .. "\n"))
+]]):format(sb.env.TIKTOK_CLIENT_KEY, sb.env.TIKTOK_CLIENT_SECRET, sb.env.TIKTOK_REDIRECT_URI,
+           sb.env.TIKTOK_API_BASE, sb.env.TIKTOK_AUTH_BASE, sb.env.TIKTOK_CA_FILE, path, acc.open_id))
+        f:close()
+        local cmd = ""
+        for i = 1, 4 do cmd = cmd .. INTERP .. " " .. script .. " > " .. dir .. "/out" .. i .. " 2>&1 & " end
+        os.execute(cmd .. "wait")
+        for i = 1, 4 do
+            assert.equal("ok\n", sandbox.read_file(dir .. "/out" .. i))
+        end
+        assert.equal(before + 1, tt.count(sb, "oauth.token"))
+        -- the stored refresh token is the newest: it still refreshes
+        assert(conn:refresh(acc.open_id))
+        assert.equal(before + 2, tt.count(sb, "oauth.token"))
+    end)
+
+    it("survives a concurrent writer: every account written is kept", function()
+        local path = dir .. "/many.json"
+        local script = dir .. "/writer.lua"
+        local f = io.open(script, "wb")
+        f:write(([[
+local store = require("tiktok.store").file{ path = %q }
+local id = ...
+for i = 1, 20 do assert(store:put{ open_id = id .. "-" .. i, refresh_token = "r" .. i }) end
+]]):format(path))
+        f:close()
+        local cmd = ""
+        for i = 1, 4 do cmd = cmd .. INTERP .. " " .. script .. " w" .. i .. " & " end
+        os.execute(cmd .. "wait")
+        local list = assert(tiktok.store.file({ path = path }):list())
+        assert.equal(80, #list)
+    end)
+end)
+
+describe("access control", function()
+    local sb
+
+    lazy_setup(function() sb = sandbox.start() end)
+    lazy_teardown(function() if sb then sb:stop() end end)
+    before_each(function() sb:reset() end)
+
+    it("only_me accounts are visible and usable by their owner only", function()
+        local conn = tt.connect(sb)
+        local alice = { user = "alice", workspace = "acme" }
+        local acc = tt.account(conn, { as = alice })
+        assert.equal("alice", acc.owner)
+        assert.equal("only_me", acc.access)
+        assert.equal(1, #conn:accounts({ as = alice }))
+        assert.equal(0, #conn:accounts({ as = { user = "bob", workspace = "acme" } }))
+        assert.equal(0, #conn:accounts())
+        local res, err = conn:creator_info(acc.open_id, { as = { user = "bob", workspace = "acme" } })
+        assert.is_nil(res)
+        assert.equal("forbidden", err.code)
+        res, err = tiktok.post({ connection = conn, account = acc.open_id, video_url = "https://x.example/a.mp4",
+                                 privacy = "SELF_ONLY", as = { user = "bob" } })
+        assert.is_nil(res)
+        assert.equal("forbidden", err.code)
+        assert.equal(0, tt.count(sb, "creator_info"))
+        assert(conn:creator_info(acc.open_id, { as = alice }))
+    end)
+
+    it("workspace accounts are shared within the workspace only", function()
+        local conn = tt.connect(sb)
+        local acc = tt.account(conn, { as = { user = "alice", workspace = "acme" }, access = "workspace" })
+        assert(conn:creator_info(acc.open_id, { as = { user = "bob", workspace = "acme" } }))
+        local res, err = conn:creator_info(acc.open_id, { as = { user = "eve", workspace = "other" } })
+        assert.is_nil(res)
+        assert.equal("forbidden", err.code)
+        assert.equal(1, #conn:accounts({ as = { workspace = "acme" } }))
+        assert.equal(0, #conn:accounts({ as = { user = "alice", workspace = "other" } }))
+    end)
+
+    it("accounts without an owner serve a single-user script", function()
+        local conn = tt.connect(sb)
+        local acc = tt.account(conn)
+        assert.is_nil(acc.owner)
+        assert(conn:account(acc.open_id))
+        assert(conn:creator_info(acc.open_id, { as = { user = "anyone" } }))
+    end)
+
+    it("raises on a malformed as or access", function()
+        local conn = tt.connect(sb)
+        assert.has_error(function() conn:accounts({ as = { usr = "alice" } }) end)
+        assert.has_error(function() conn:accounts({ as = "alice" }) end)
+        assert.has_error(function()
+            conn:exchange({ code = "c", state = "s", expected_state = "s", access = "everyone" })
+        end)
+    end)
+end)
