@@ -130,7 +130,7 @@ end
 -- opts: headers (table; a false value removes a curl default header), body (string),
 -- body_file (path), upload_file (path, sent with -T), form (table), json (table),
 -- cacert (path), timeout (seconds), extra (array of extra curl arguments).
--- Returns status (0 when no response), headers (lower-case keys), body, curl exit code, curl stderr.
+-- Returns status (0 when no final response), headers (lower-case keys), body, curl exit code, curl stderr.
 function M.http(method, url, opts)
   opts = opts or {}
   local hfile, bfile = tmpname(), tmpname()
@@ -181,6 +181,7 @@ function M.http(method, url, opts)
   for i, a in ipairs(args) do quoted[i] = sh(a) end
   local out, rc = exec(table.concat(quoted, " "))
   local status = tonumber(out:match("(%d%d%d)%s*$")) or 0
+  if status < 200 then status = 0 end -- e.g. only "100 Continue" before the connection closed
   local stderr = out:gsub("%d%d%d%s*$", "")
   local hdrs = parse_headers(read_file(hfile) or "")
   local body = read_file(bfile) or ""

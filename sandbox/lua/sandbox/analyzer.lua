@@ -40,6 +40,7 @@ function A:snapshot()
     w_at = self.w_at, w_len = self.w_len, w_kind = self.w_kind, w_buf = self.w_buf, w_box = util.copy(self.w_box),
     w_done = self.w_done, stack = util.copy(self.stack), tracks = util.copy(self.tracks),
     mvhd = util.copy(self.mvhd), malformed = self.malformed, moov_done = self.moov_done,
+    moov_seen = self.moov_seen, top_end = self.top_end,
   }
 end
 
@@ -53,7 +54,7 @@ local function want_header(self, pos)
   local st = self.stack
   while #st > 0 and pos >= st[#st].e do
     local top = table.remove(st)
-    if top.t == "moov" then self.moov_done = true; self.w_done = true; return end
+    if top.t == "moov" then self.moov_done = true end
   end
   self.w_at, self.w_len, self.w_kind, self.w_box = pos, 8, "hdr", nil
 end
@@ -71,7 +72,9 @@ local function on_box(self, t, start, hdrlen, size)
   if parent and box_end > parent.e then return stop(self, "box overruns its parent") end
   if start == 0 and not ISO_FIRST[t] then return stop(self, "not an ISO base media file") end
   local ptype = parent and parent.t or ""
-  if CONTAINERS[t] and CONTAINERS[t] == ptype then
+  if not parent and size ~= 0 and box_end > (self.top_end or 0) then self.top_end = box_end end
+  if CONTAINERS[t] and CONTAINERS[t] == ptype and not (t == "moov" and self.moov_seen) then
+    if t == "moov" then self.moov_seen = true end
     st[#st + 1] = { t = t, e = box_end }
     if t == "trak" then self.tracks[#self.tracks + 1] = {} end
     return want_header(self, start + hdrlen)
@@ -192,11 +195,17 @@ function A:result()
   if #h >= 8 and ISO_FIRST[sub(h, 5, 8)] then
     r.container = (sub(h, 5, 8) == "ftyp" and sub(h, 9, 12) == "qt  ") and "mov" or "mp4"
     r.malformed = self.malformed
+    if not r.malformed then
+      if not self.moov_done then r.malformed = "no complete moov box"
+      elseif (self.top_end or 0) > self.bytes then r.malformed = "truncated: a box ends after the last byte" end
+    end
     if self.mvhd and self.mvhd.timescale > 0 then
       r.duration_sec = self.mvhd.duration / self.mvhd.timescale
     end
+    local video
     for _, t in ipairs(self.tracks) do
       if t.handler == "vide" then
+        video = t
         r.width, r.height = t.width, t.height
         if t.samples and t.timescale and t.timescale > 0 and t.duration and t.duration > 0 then
           r.fps = t.samples / (t.duration / t.timescale)
@@ -204,6 +213,7 @@ function A:result()
         break
       end
     end
+    if not video then r.malformed = r.malformed or "no video track" end
   elseif sub(h, 1, 4) == "\26\69\223\163" then
     r.container = "webm"
   end
