@@ -60,6 +60,7 @@ local function serve_file()
   local left, sent = to - from + 1, 0
   while left > 0 do
     local want = left < 65536 and left or 65536
+    if rate and rate > 0 then want = math.min(want, math.max(1, math.floor(rate / 10))) end
     if cut and cut - sent < want then want = cut - sent end
     if want <= 0 then
       f:close()
