@@ -98,6 +98,7 @@ function M.log_request()
     port = tonumber(ngx.var.server_port),
     scheme = ngx.var.scheme,
     request_length = tonumber(ngx.var.request_length),
+    request_time = tonumber(ngx.var.request_time),
     error_code = c.error_code,
     client_key = c.client_key,
     open_id = c.open_id,
