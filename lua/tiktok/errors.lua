@@ -875,4 +875,18 @@ function _M.from_fail_reason(reason, publish_id)
 end
 
 
+--- errors.restore(t) -> err
+-- Gives a plain table that crossed a boundary where metatables are lost
+-- (ngx.run_worker_thread) its error behaviour back. Only known fields are kept.
+function _M.restore(t)
+    local err = { code = type(t.code) == "string" and t.code or "bad_response",
+                  message = type(t.message) == "string" and t.message or "unknown error",
+                  retryable = t.retryable == true }
+    for k in pairs(FIELDS) do
+        if t[k] ~= nil then err[k] = t[k] end
+    end
+    if t.sent ~= nil then err.sent = t.sent end
+    return setmetatable(err, mt)
+end
+
 return _M

@@ -12,6 +12,7 @@ local _M = {
     core = require "tiktok.core",
     post = post.post,
     status = post.status,
+    resume = post.resume,
     parse_callback = connection.parse_callback,
 }
 

@@ -23,7 +23,7 @@ local POST_SPEC = {
     brand_own = "boolean", brand_third_party = "boolean", ai_generated = "boolean",
     auto_add_music = "boolean", cover_ms = "integer", photo_cover_index = "integer",
     mode = "string", wait = "boolean", on_progress = "function", on_publish = "function",
-    wait_timeout_ms = "integer",
+    wait_timeout_ms = "integer", detach = "boolean",
 }
 
 -- Fields handed to tiktok.settings.validate as they are.
@@ -34,6 +34,7 @@ local SETTINGS_FIELDS = {
 }
 
 local FINAL = { PUBLISH_COMPLETE = true, SEND_TO_USER_INBOX = true, FAILED = true }
+local journal_start, journal_done
 
 local function with_publish(err, publish_id)
     err.publish_id = publish_id
@@ -160,11 +161,12 @@ local function wait_final(conn, open_id, opts, publish_id, deadline_ms)
     end
 end
 
--- Uploads every chunk; resumes from the server's progress after a retry.
+-- Uploads every chunk from file.next (0-based); resumes from the server's
+-- progress after a retry; journals progress in the store when it can.
 local function upload(conn, opts, publish_id, upload_url, file)
     local o = conn.opts
     local ctx = conn._ctx
-    local index, attempts = 0, 0
+    local index, attempts = file.next or 0, 0
     local size, chunk, count = file.size, file.chunk_size, file.count
     local done = 0
     while index < count do
@@ -192,6 +194,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
                 done = offset + length
                 index = index + 1
                 attempts = 0
+                if file.journal and index < count then file.journal(index) end
             end
         elseif res and res.status == 416 and res.last then
             -- The server has a different idea of our progress (a retried
@@ -241,6 +244,28 @@ local function upload(conn, opts, publish_id, upload_url, file)
         if index > count then index = count end
     end
     return done
+end
+
+-- The upload journal: what tiktok.resume needs to finish an upload that a
+-- crash, a restart or tiktok.post{detach = true} left behind.
+function journal_start(conn, publish_id, open_id, upload_url, file, req)
+    local store = conn.store
+    if type(store.put_upload) ~= "function" then return nil end
+    local job = { publish_id = publish_id, open_id = open_id, upload_url = upload_url, path = file.path,
+                  size = file.size, chunk_size = file.chunk_size, count = file.count,
+                  content_type = file.content_type, next = 0, mode = req.mode, privacy = req.privacy,
+                  caption = req.caption, created_at = math.floor(util.now()) }
+    local ok = store:put_upload(job)
+    if not ok then return nil end
+    file.journal = function(index)
+        job.next = index
+        store:put_upload(job)
+    end
+    return job
+end
+
+function journal_done(conn, publish_id)
+    if type(conn.store.delete_upload) == "function" then conn.store:delete_upload(publish_id) end
 end
 
 local function result(req, publish_id, st, open_id)
@@ -341,11 +366,20 @@ function _M.post(opts)
             return nil, with_publish(errors.new("bad_response", "TikTok's upload_url is not an https URL; "
                                      .. "refusing to send the video there"), publish_id)
         end
+        local job = journal_start(conn, publish_id, open_id, init.upload_url, file, valid)
+        if opts.detach then
+            if not job then
+                return nil, with_publish(errors.new("store", "detach needs a store that journals uploads "
+                                         .. "(put_upload/get_upload/delete_upload)"), publish_id)
+            end
+            return result(valid, publish_id, nil, open_id)
+        end
         local ok, uerr = upload(conn, opts, publish_id, init.upload_url, file)
         if not ok then return nil, uerr end
+        journal_done(conn, publish_id)
     end
 
-    if opts.wait == false then return result(valid, publish_id, nil, open_id) end
+    if opts.wait == false or opts.detach then return result(valid, publish_id, nil, open_id) end
     local st
     st, err = wait_final(conn, open_id, opts, publish_id, deadline)
     if not st then return nil, err end
@@ -353,6 +387,63 @@ function _M.post(opts)
         return nil, errors.from_fail_reason(st.fail_reason, publish_id)
     end
     return result(valid, publish_id, st, open_id)
+end
+
+local RESUME_SPEC = { connection = "table", publish_id = "string", account = "string", as = "table", wait = "boolean",
+                      wait_timeout_ms = "integer", on_progress = "function" }
+
+-- Finishes a post: uploads what the journal says is left (after a crash,
+-- a restart or tiktok.post{detach = true}), then waits like tiktok.post.
+-- A publish without a journal entry (pulled from a URL, or fully uploaded)
+-- is only waited for. Never inits.
+function _M.resume(opts)
+    util.check_opts("tiktok.resume", opts, RESUME_SPEC, 2)
+    check_connection("tiktok.resume", opts.connection)
+    local conn = opts.connection
+    if not opts.publish_id or opts.publish_id == "" or #opts.publish_id > 128 then
+        return nil, errors.new("invalid_argument", "publish_id is required (the id tiktok.post returned)")
+    end
+    local deadline = core.monotonic_ms() + (opts.wait_timeout_ms or conn.opts.wait_timeout_ms)
+    local job, open_id, err
+    if type(conn.store.get_upload) == "function" then
+        job, err = conn.store:get_upload(opts.publish_id)
+        if err then return nil, err end
+    end
+    if job then
+        open_id = job.open_id
+        local rec
+        rec, err = conn:_record(open_id, opts.as)
+        if not rec then return nil, with_publish(err, opts.publish_id) end
+        local st = core.stat(job.path)
+        if not st or st.size ~= job.size then
+            return nil, with_publish(errors.new("file", "the video file " .. job.path .. " changed or vanished "
+                                     .. "since the post started; it cannot be resumed"), opts.publish_id)
+        end
+        local file = { path = job.path, size = job.size, chunk_size = job.chunk_size, count = job.count,
+                       content_type = job.content_type, next = job.next }
+        file.journal = function(index)
+            job.next = index
+            conn.store:put_upload(job)
+        end
+        local ok, uerr = upload(conn, opts, job.publish_id, job.upload_url, file)
+        if not ok then return nil, uerr end
+        journal_done(conn, job.publish_id)
+    else
+        open_id, err = pick_account(conn, opts)
+        if not open_id then return nil, with_publish(err, opts.publish_id) end
+    end
+    if opts.wait == false then
+        return { publish_id = opts.publish_id, open_id = open_id, status = "PROCESSING_UPLOAD", post_ids = {} }
+    end
+    local st
+    st, err = wait_final(conn, open_id, opts, opts.publish_id, deadline)
+    if not st then return nil, err end
+    if st.status == "FAILED" then
+        return nil, errors.from_fail_reason(st.fail_reason, opts.publish_id)
+    end
+    st.publish_id, st.open_id = opts.publish_id, open_id
+    if job then st.privacy, st.caption, st.mode = job.privacy, job.caption, job.mode end
+    return st
 end
 
 local STATUS_SPEC = { connection = "table", account = "string", publish_id = "string", as = "table",

@@ -7,6 +7,8 @@
 --   store:list()            -> array of records
 --   store:locked(fn)        -> fn()'s results, with an exclusive lock held
 --                              across every process sharing the store
+-- and, to journal uploads in flight (tiktok.post{detach}, tiktok.resume):
+--   store:get_upload(publish_id) / store:put_upload(job) / store:delete_upload(publish_id)
 -- Records hold the tokens; they never leave the library (accounts handed to
 -- callers are copies without tokens).
 local core = require "tiktok.core"
@@ -34,7 +36,7 @@ local memory = {}
 memory.__index = memory
 
 function _M.memory()
-    return setmetatable({ _accounts = {} }, memory)
+    return setmetatable({ _accounts = {}, _uploads = {} }, memory)
 end
 
 function memory:get(open_id)
@@ -58,6 +60,21 @@ end
 
 function memory:locked(fn)
     return fn()
+end
+
+function memory:get_upload(id)
+    local j = self._uploads[id]
+    return j and util.copy(j) or nil
+end
+
+function memory:put_upload(job)
+    self._uploads[job.publish_id] = util.copy(job)
+    return true
+end
+
+function memory:delete_upload(id)
+    self._uploads[id] = nil
+    return true
 end
 
 -- -------------------------------------------------------------- file store
@@ -90,25 +107,33 @@ local function mkdir_p(dir)
     return ok == true or ok == 0
 end
 
-function file:_read()
+-- Returns the whole document { version, accounts = {}, uploads = {} }.
+function file:_doc()
     local text, msg, errname = core.read_file(self.path)
     if not text then
-        if errname == "ENOENT" then return {} end
+        if errname == "ENOENT" then return { version = 1, accounts = {}, uploads = {} } end
         return nil, errors.new("store", "cannot read the account store " .. self.path .. ": " .. msg)
     end
-    if text == "" then return {} end
+    if text == "" then return { version = 1, accounts = {}, uploads = {} } end
     local doc = util.json_decode(text)
     if type(doc) ~= "table" or type(doc.accounts) ~= "table" then
         return nil, errors.new("store", "the account store " .. self.path
                                .. " is not a lua-tiktok store file; move it away or point store.path elsewhere")
     end
+    if type(doc.uploads) ~= "table" then doc.uploads = {} end
+    return doc
+end
+
+function file:_read()
+    local doc, err = self:_doc()
+    if not doc then return nil, err end
     return doc.accounts
 end
 
-function file:_write(accounts)
+function file:_write(doc)
     local dir = self.path:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then mkdir_p(dir) end
-    local ok, msg = core.write_file_atomic(self.path, util.json_encode({ version = 1, accounts = accounts }))
+    local ok, msg = core.write_file_atomic(self.path, util.json_encode(doc))
     if not ok then
         return nil, errors.new("store", "cannot write the account store " .. self.path .. ": " .. msg)
     end
@@ -130,19 +155,33 @@ end
 -- Read-modify-write under the lock; nested inside locked() it reuses it.
 function file:_update(fn)
     return self:locked(function()
-        local accounts, err = self:_read()
-        if not accounts then return nil, err end
-        fn(accounts)
-        return self:_write(accounts)
+        local doc, err = self:_doc()
+        if not doc then return nil, err end
+        fn(doc)
+        return self:_write(doc)
     end)
 end
 
 function file:put(rec)
-    return self:_update(function(accounts) accounts[rec.open_id] = util.copy(rec) end)
+    return self:_update(function(doc) doc.accounts[rec.open_id] = util.copy(rec) end)
 end
 
 function file:delete(open_id)
-    return self:_update(function(accounts) accounts[open_id] = nil end)
+    return self:_update(function(doc) doc.accounts[open_id] = nil end)
+end
+
+function file:get_upload(id)
+    local doc, err = self:_doc()
+    if not doc then return nil, err end
+    return doc.uploads[id]
+end
+
+function file:put_upload(job)
+    return self:_update(function(doc) doc.uploads[job.publish_id] = util.copy(job) end)
+end
+
+function file:delete_upload(id)
+    return self:_update(function(doc) doc.uploads[id] = nil end)
 end
 
 function file:locked(fn)

@@ -175,6 +175,19 @@ describe("tiktok.post", function()
         assert.equal("invalid_publish_id", err.code)
     end)
 
+    it("detach returns right after init; tiktok.resume uploads and waits", function()
+        local res = assert(post({ video_file = clip, detach = true }))
+        assert.equal("PROCESSING_UPLOAD", res.status)
+        assert.equal(0, tt.count(sb, "upload.put"))
+        local st = assert(tiktok.resume({ connection = conn, publish_id = res.publish_id }))
+        assert.equal("PUBLISH_COMPLETE", st.status)
+        assert.equal(media.sha256(clip), sb:post(res.publish_id).sha256)
+        -- resuming a finished post only reads its status
+        st = assert(tiktok.resume({ connection = conn, publish_id = res.publish_id }))
+        assert.equal("PUBLISH_COMPLETE", st.status)
+        assert.equal(1, tt.count(sb, "video.init"))
+    end)
+
     it("calls on_publish with the publish_id before the upload", function()
         local seen
         local res = assert(post({ video_file = clip, on_publish = function(id)
