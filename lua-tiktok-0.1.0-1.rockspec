@@ -35,10 +35,12 @@ build = {
       ["tiktok.api"] = "lua/tiktok/api.lua",
       ["tiktok.connection"] = "lua/tiktok/connection.lua",
       ["tiktok.errors"] = "lua/tiktok/errors.lua",
+      ["tiktok.openresty"] = "lua/tiktok/openresty.lua",
       ["tiktok.post"] = "lua/tiktok/post.lua",
       ["tiktok.settings"] = "lua/tiktok/settings.lua",
       ["tiktok.store"] = "lua/tiktok/store.lua",
       ["tiktok.template"] = "lua/tiktok/template.lua",
+      ["tiktok.thread"] = "lua/tiktok/thread.lua",
       ["tiktok.util"] = "lua/tiktok/util.lua",
    },
 }

@@ -35,6 +35,8 @@ local DEFAULTS = {
     poll_ms = 500,               -- first status poll delay (then backoff)
     status_rate_per_min = 30,    -- TikTok's status/fetch limit per token
     log = nil,                   -- function(level, message); never receives secrets
+    thread_pool = "tiktok",      -- OpenResty: nginx thread_pool that runs the blocking calls
+    thread_pool_size = 68,       -- OpenResty: that pool's threads + max_queue
 }
 _M.DEFAULTS = DEFAULTS
 
@@ -45,7 +47,7 @@ local SPEC = {
     refresh_skew_ms = "integer", audited = "boolean", verified_prefixes = "table",
     chunk_size = "integer", upload_retries = "integer", chunk_timeout_ms = "integer",
     wait_timeout_ms = "integer", poll_ms = "integer", status_rate_per_min = "integer",
-    log = "function",
+    log = "function", thread_pool = "string", thread_pool_size = "integer",
 }
 
 local KNOWN_SCOPES = {
@@ -431,5 +433,22 @@ function _M:client_token()
     if not tok then return nil, err end
     return { access_token = tok.access_token, expires_at = floor(util.now() + (tok.expires_in or 0)) }
 end
+
+-- Inside an nginx request handler or timer, every method that does I/O
+-- runs in a worker thread (tiktok.openresty); elsewhere it runs directly.
+local openresty = require "tiktok.openresty"
+_M._direct = {}
+for _, name in ipairs({ "exchange", "accounts", "account", "refresh", "revoke", "user_info",
+                        "creator_info", "client_token", "sandbox_approve" }) do
+    local direct = _M[name]
+    _M._direct[name] = direct
+    _M[name] = function(self, a, b)
+        local off, err = openresty.offload()
+        if off == nil then return nil, err end
+        if off then return openresty.call(self, "conn", name, a, b) end
+        return direct(self, a, b)
+    end
+end
+_M._direct_new = _M.new
 
 return _M

@@ -10,7 +10,7 @@ local errors = require "tiktok.errors"
 local template = require "tiktok.template"
 local settings = require "tiktok.settings"
 
-local type, ipairs, error, tostring, getmetatable = type, ipairs, error, tostring, getmetatable
+local type, pairs, ipairs, error, tostring, getmetatable = type, pairs, ipairs, error, tostring, getmetatable
 local min = math.min
 
 local _M = {}
@@ -466,6 +466,25 @@ function _M.status(opts)
     st, err = fetch_status(conn, open_id, opts.as, opts.publish_id)
     if not st then return nil, with_publish(err, opts.publish_id) end
     return st
+end
+
+-- Inside nginx the whole flow runs in a worker thread (tiktok.openresty).
+local openresty = require "tiktok.openresty"
+_M._direct = {}
+for _, name in ipairs({ "post", "status", "resume" }) do
+    local direct = _M[name]
+    _M._direct[name] = direct
+    _M[name] = function(opts)
+        local off, err = openresty.offload()
+        if off == nil then return nil, err end
+        if not off then return direct(opts) end
+        util.check_opts("tiktok." .. name, opts, name == "post" and POST_SPEC
+                        or name == "status" and STATUS_SPEC or RESUME_SPEC, 2)
+        check_connection("tiktok." .. name, opts.connection)
+        local copy = {}
+        for k, v in pairs(opts) do if k ~= "connection" then copy[k] = v end end
+        return openresty.call(opts.connection, "post", name, copy)
+    end
 end
 
 return _M
