@@ -47,6 +47,7 @@ local function run(args, opts)
     local argv = { opts.direct and q(BIN) or (LUA .. " " .. q(BIN)) }
     for _, a in ipairs(args) do argv[#argv + 1] = q(a) end
     local cmd = "env -i " .. table.concat(env, " ") .. " " .. table.concat(argv, " ")
+    if opts.prefix then cmd = opts.prefix .. " " .. cmd end
     if opts.tty then cmd = "script -qefc " .. q(cmd) .. " /dev/null" end
     local out, err = TMP .. "/stdout", TMP .. "/stderr"
     local p = io.popen(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null; echo $?")
@@ -300,7 +301,7 @@ describe("tiktok (command line)", function()
             for _, a in ipairs(args) do full[#full + 1] = a end
             local env = { TIKTOK_STORE = store }
             for k, v in pairs(opts.env or {}) do env[k] = v end
-            return run(full, { env = env, tty = opts.tty })
+            return run(full, { env = env, tty = opts.tty, prefix = opts.prefix })
         end
 
         local function stored_tokens()
@@ -784,6 +785,34 @@ describe("tiktok (command line)", function()
                 assert.equal("spam_risk_too_many_posts", e.code)
                 assert.is_string(e.log_id)
                 assert.is_number(e.http_status)
+            end)
+
+            it("still processing when --wait-timeout ends: exit 4, with the publish_id to follow", function()
+                connect()
+                sb:configure({ delays = { processing_ms = 4000 } })
+                local r = tk({ "post", "--file", clip, "--privacy", "SELF_ONLY", "--wait-timeout", "0.5" })
+                assert.equal(4, r.code)
+                assert.matches("(timeout)", r.err, 1, true)
+                local publish_id = r.err:match("publish_id (v_pub_file~%S+)\n")
+                assert.is_string(publish_id)
+                assert.matches("hint: the post may still finish at TikTok; follow it with: tiktok status "
+                               .. publish_id .. " --wait", r.err, 1, true)
+                local e = json_of(tk({ "--json", "status", publish_id, "--wait", "--wait-timeout", "0.3" })).error
+                assert.equal("timeout", e.code)
+                assert.equal(4, e.exit_code)
+                assert.equal(publish_id, e.publish_id)
+            end)
+
+            it("Ctrl-C while waiting: exit 130, naming the post that may still be published", function()
+                connect()
+                sb:configure({ delays = { processing_ms = 5000 } })
+                local r = tk({ "post", "--file", clip, "--privacy", "SELF_ONLY" },
+                             { prefix = "timeout --preserve-status -s INT 1.5" })
+                assert.equal(130, r.code, r.err)
+                local publish_id = r.out:match("init: publish_id (%S+)")
+                assert.is_string(publish_id)
+                assert.equal("tiktok: interrupted; TikTok may still publish " .. publish_id .. " (tiktok status "
+                             .. publish_id .. ")\n", r.err)
             end)
 
             it("status of an unknown publish_id is exit 3 (TikTok's invalid_publish_id)", function()
