@@ -39,7 +39,7 @@ test-fast: all
 	@spec/run
 
 lint: deps
-	luacheck lua spec bin sandbox examples 2>/dev/null || luacheck lua spec
+	luacheck lua spec bin/tiktok sandbox examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	  $(LUA54_CFLAGS) $(CURL_CFLAGS) -D__GNUC__ src
 
@@ -56,8 +56,14 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/share/lua/5.1/tiktok
 	install -m 0755 build/5.4/tiktok/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok/core.so
 	install -m 0755 build/5.1/tiktok/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok/core.so
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/tiktok $(DESTDIR)$(PREFIX)/bin/tiktok
 	for v in 5.4 5.1; do for f in lua/tiktok/*.lua; do \
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$$v/tiktok/; done; done
+
+# The README's main job: the whole journey through bin/tiktok against the sandbox.
+demo: deps all
+	@scripts/demo
 
 sandbox: deps
 	@sandbox/run fg --dir $${DIR:-$(CURDIR)/build/sandbox}

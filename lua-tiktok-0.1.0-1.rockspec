@@ -43,4 +43,5 @@ build = {
       ["tiktok.thread"] = "lua/tiktok/thread.lua",
       ["tiktok.util"] = "lua/tiktok/util.lua",
    },
+   install = { bin = { tiktok = "bin/tiktok" } },
 }

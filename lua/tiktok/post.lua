@@ -61,7 +61,8 @@ local function pick_account(conn, opts)
     if #list == 0 then
         return nil, errors.new("not_found", "no connected TikTok account is visible to you; connect one first")
     end
-    return nil, errors.new("invalid_argument", "several TikTok accounts are connected; say which one with account = open_id")
+    return nil, errors.new("invalid_argument",
+                           "several TikTok accounts are connected; say which one with account = open_id")
 end
 
 local function has_scope(rec, scope)
@@ -186,7 +187,6 @@ local function upload(conn, opts, publish_id, upload_url, file)
             if got ~= offset + length and res.status ~= 201 then
                 err = errors.new("upload_failed", "TikTok acknowledged " .. tostring(got)
                                  .. " bytes where " .. (offset + length) .. " were sent")
-                res = nil
             elseif res.status ~= expect then
                 return nil, with_publish(errors.new("upload_failed", "TikTok answered HTTP " .. res.status
                                          .. " to chunk " .. (index + 1) .. " of " .. count), publish_id)
@@ -459,8 +459,12 @@ function _M.status(opts)
     local open_id, err = pick_account(conn, opts)
     if not open_id then return nil, err end
     if opts.wait then
+        -- Like tiktok.post: a FAILED post is an error carrying its fail_reason.
         local deadline = core.monotonic_ms() + (opts.wait_timeout_ms or conn.opts.wait_timeout_ms)
-        return wait_final(conn, open_id, opts, opts.publish_id, deadline)
+        local st, werr = wait_final(conn, open_id, opts, opts.publish_id, deadline)
+        if not st then return nil, werr end
+        if st.status == "FAILED" then return nil, errors.from_fail_reason(st.fail_reason, opts.publish_id) end
+        return st
     end
     local st
     st, err = fetch_status(conn, open_id, opts.as, opts.publish_id)

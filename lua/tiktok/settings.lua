@@ -614,7 +614,8 @@ function _M.validate(request, creator_info, opts)
             or "TikTok's inbox photo upload takes only title and caption"
         for _, k in ipairs(unused) do
             local v = r[k]
-            if v ~= nil and not (k == "caption" and v == "") then
+            -- false is the default "off", which is what the inbox does anyway
+            if v ~= nil and v ~= false and not (k == "caption" and v == "") then
                 add("%s is not used in inbox mode (%s; the creator sets the rest "
                     .. "in the TikTok app); remove it or use mode \"direct\".",
                     k, where)

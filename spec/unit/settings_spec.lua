@@ -326,15 +326,15 @@ describe("tiktok.settings", function()
         -- inbox video: only the video
         { "inbox with privacy", INBOX, { privacy = "SELF_ONLY" }, PUBLIC, nil,
           { "privacy is not used in inbox mode", "remove it" } },
-        { "inbox with comments", INBOX, { comments = false }, PUBLIC, nil,
+        { "inbox with comments", INBOX, { comments = true }, PUBLIC, nil,
           { "comments is not used in inbox mode" } },
         { "inbox with duets", INBOX, { duets = true }, PUBLIC, nil,
           { "duets is not used in inbox mode" } },
-        { "inbox with stitches", INBOX, { stitches = false }, PUBLIC, nil,
+        { "inbox with stitches", INBOX, { stitches = true }, PUBLIC, nil,
           { "stitches is not used in inbox mode" } },
         { "inbox with brand_own", INBOX, { brand_own = true }, PUBLIC, nil,
           { "brand_own is not used in inbox mode" } },
-        { "inbox with brand_third_party", INBOX, { brand_third_party = false }, PUBLIC,
+        { "inbox with brand_third_party", INBOX, { brand_third_party = true }, PUBLIC,
           nil, { "brand_third_party is not used in inbox mode" } },
         { "inbox with ai_generated", INBOX, { ai_generated = true }, PUBLIC, nil,
           { "ai_generated is not used in inbox mode" } },
@@ -351,9 +351,9 @@ describe("tiktok.settings", function()
           { "comments is not used in inbox mode" } },
         { "photo inbox with auto_add_music", PHOTO_INBOX, { auto_add_music = true },
           PUBLIC, nil, { "auto_add_music is not used in inbox mode" } },
-        { "photo inbox with brand_own", PHOTO_INBOX, { brand_own = false }, PUBLIC, nil,
+        { "photo inbox with brand_own", PHOTO_INBOX, { brand_own = true }, PUBLIC, nil,
           { "brand_own is not used in inbox mode" } },
-        { "photo inbox with ai_generated", PHOTO_INBOX, { ai_generated = false },
+        { "photo inbox with ai_generated", PHOTO_INBOX, { ai_generated = true },
           PUBLIC, nil, { "ai_generated is not used in inbox mode" } },
 
         -- mode
@@ -706,6 +706,14 @@ describe("tiktok.settings", function()
             assert.is_false(ok)
             assert.truthy(msg:find("settings_spec.lua", 1, true), msg)
         end)
+    end)
+
+    it("accepts the switches explicitly off in inbox mode (false is the default)", function()
+        local r = assert(settings.validate(merge(INBOX, { comments = false, duets = false, stitches = false,
+                                                          brand_own = false, brand_third_party = false,
+                                                          ai_generated = false }), PUBLIC))
+        assert.equal("inbox", r.mode)
+        assert.is_false(r.comments)
     end)
 
     it("exports FIELDS: exactly the keys validate() accepts", function()
