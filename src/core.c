@@ -377,7 +377,7 @@ static int l_request(lua_State *L) {
   }
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hl);
   rc = curl_easy_perform(s->curl);
-  curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   curl_slist_free_all(hl);
   return finish(L, s, rc);
 }
@@ -510,7 +510,7 @@ static int l_upload(lua_State *L) {
     curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, &u);
   }
   rc = curl_easy_perform(s->curl);
-  curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   curl_slist_free_all(hl);
   close(u.fd);
   if (u.failed) {                 /* re-raise the parked callback error */
