@@ -204,12 +204,13 @@ local function download(post, urls)
   local deadline = ngx.now() + cfg.timeout_ms / 1000
   local results = {}
   local sha_all = util.sha256_new()
+  local gen = state.generation
   for i, url in ipairs(urls) do
     local an = analyzer.new(is_video and "video" or "image", state.config.upload.hash)
     local res, err = httpc.request { url = url, method = "GET",
       headers = { ["Accept-Encoding"] = "identity" },
       connect_timeout_ms = cfg.connect_timeout_ms, read_timeout_ms = cfg.read_timeout_ms }
-    if post.status ~= "PROCESSING_DOWNLOAD" then httpc.close(res); return end
+    if post.status ~= "PROCESSING_DOWNLOAD" or gen ~= state.generation then httpc.close(res); return end
     if not res then
       post.pull_error = url .. ": " .. err
       return M.fail(post, pull_failed)
@@ -222,7 +223,7 @@ local function download(post, urls)
     local limit = is_video and 4294967296 or MAX_IMAGE_BYTES + 1
     local why
     local ok, rerr = httpc.read_body(res, function(piece)
-      if post.status ~= "PROCESSING_DOWNLOAD" then why = "stopped"; return false end
+      if post.status ~= "PROCESSING_DOWNLOAD" or gen ~= state.generation then why = "stopped"; return false end
       if ngx.now() > deadline then why = "download timed out"; return false end
       an:feed(piece)
       if post.media_type == "PHOTO" then sha_all:update(piece) end
@@ -231,7 +232,8 @@ local function download(post, urls)
       if an.bytes > limit then why = "too large"; return false end
     end)
     httpc.close(res)
-    if post.status ~= "PROCESSING_DOWNLOAD" then return end -- cancelled or auth removed meanwhile
+    -- cancelled, auth removed or sandbox reset meanwhile
+    if post.status ~= "PROCESSING_DOWNLOAD" or gen ~= state.generation then return end
     if not ok then
       if why == "too large" and not is_video then
         results[i] = an:result()
