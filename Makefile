@@ -48,7 +48,7 @@ asan: deps
 	@mkdir -p build/asan/tiktok
 	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
 	  $(WARN) -fPIC $(CURL_CFLAGS) $(LUA54_CFLAGS) -shared -o build/asan/tiktok/core.so $(SRC) $(CURL_LIBS)
-	$(CC) -shared -fPIC -o build/asan/nodlclose.so spec/nodlclose.c
+	$(CC) -shared -fPIC -o build/asan/preload.so spec/asan_preload.c
 	@TIKTOK_ASAN=1 spec/run asan
 
 install: all

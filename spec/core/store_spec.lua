@@ -5,7 +5,8 @@ local media = require "helpers.media"
 local tiktok = require "tiktok"
 local cjson = require "cjson"
 
-local INTERP = jit and "luajit" or "lua5.4"
+-- Under `make asan` the child processes get the sanitizer runtime too.
+local INTERP = (os.getenv("TIKTOK_CHILD_PREFIX") or "") .. " " .. (jit and "luajit" or "lua5.4")
 
 describe("tiktok.store.file", function()
     local sb, dir
