@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # lua-tiktok. `make` builds tiktok/core.so for Lua 5.4 and for LuaJIT (5.1
 # ABI) under build/; `make test` installs missing Debian packages, builds and
 # runs every spec under both interpreters; `make demo` is the README's main job.
@@ -16,7 +17,7 @@ SRC          := src/core.c src/plan.c src/encode.c src/sha256.c src/probe.c
 HDR          := src/tt.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
-.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check
+.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build
 
 all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
 
@@ -83,3 +84,22 @@ rock-check: deps
 	luajit -e "package.path='$$T/share/lua/5.1/?.lua;$$T/share/lua/5.1/?/init.lua;'..package.path \
 	  package.cpath='$$T/lib/lua/5.1/?.so;'..package.cpath print('luajit:', require('tiktok')._VERSION)" && \
 	rm -rf $$T
+
+# libFuzzer harnesses (clang) for every C function that reads outside data.
+# FUZZ_SECONDS per harness; the corpus grows under build/fuzz/corpus, seeded
+# from spec/fuzz-corpus.
+FUZZERS      := pct range json probe plan
+FUZZ_SECONDS ?= 30
+FUZZ_CFLAGS  ?= -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz-build: $(foreach f,$(FUZZERS),build/fuzz/fuzz_$(f))
+build/fuzz/fuzz_%: fuzz/fuzz_%.c src/plan.c src/encode.c src/probe.c src/sha256.c src/tt.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $< src/plan.c src/encode.c src/probe.c src/sha256.c
+fuzz: deps fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus/$$f; \
+	  echo "== fuzz_$$f ($(FUZZ_SECONDS) s)"; \
+	  build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    build/fuzz/corpus/$$f spec/fuzz-corpus/$$f 2>&1 | grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==.*ERROR|SUMMARY)' ; \
+	  test $${PIPESTATUS[0]:-0} -eq 0 || exit 1; \
+	done
