@@ -145,10 +145,13 @@ end
 function _M.creator_info(ctx, token)
     local d, err = api(ctx, "creator info", token, "/v2/post/publish/creator_info/query/", "")
     if not d then return nil, err end
+    if type(d.privacy_level_options) ~= "table" then
+        return nil, errors.new("bad_response", "TikTok's creator_info answer has no privacy_level_options")
+    end
     return {
         nickname = d.creator_nickname, username = d.creator_username,
         avatar_url = d.creator_avatar_url,
-        privacy_level_options = type(d.privacy_level_options) == "table" and d.privacy_level_options or {},
+        privacy_level_options = d.privacy_level_options,
         comment_disabled = d.comment_disabled == true, duet_disabled = d.duet_disabled == true,
         stitch_disabled = d.stitch_disabled == true,
         max_video_post_duration_sec = d.max_video_post_duration_sec,

@@ -387,11 +387,26 @@ function _M:user_info(open_id, opts)
     end)
 end
 
+-- Reads are safe to repeat: a transient failure gets two more tries.
+local TRANSIENT = { network = true, timeout = true, internal_error = true, bad_response = true, http = true,
+                    ambiguous = true }
+local function read_retry(fn)
+    local res, err
+    for attempt = 1, 3 do
+        res, err = fn()
+        if res ~= nil or not TRANSIENT[err.code] then return res, err end
+        if attempt < 3 then core.sleep_ms(200 * attempt) end
+    end
+    return res, err
+end
+
 function _M:creator_info(open_id, opts)
     opts = util.check_opts("conn:creator_info", opts or {}, ACC_OPTS)
     check_as("conn:creator_info", opts.as)
-    return self:_with_token(open_id, opts.as, function(token)
-        return api.creator_info(self._ctx, token)
+    return read_retry(function()
+        return self:_with_token(open_id, opts.as, function(token)
+            return api.creator_info(self._ctx, token)
+        end)
     end)
 end
 

@@ -34,7 +34,11 @@ local SETTINGS_FIELDS = {
 }
 
 local FINAL = { PUBLISH_COMPLETE = true, SEND_TO_USER_INBOX = true, FAILED = true }
-local journal_start, journal_done
+local journal_start, journal_done, upload_finished
+-- Status fetches are reads: a garbled or cut-off answer is worth another
+-- poll before the deadline (an init never is).
+local TRANSIENT_STATUS = { bad_response = true, http = true, network = true, timeout = true,
+                           internal_error = true, ambiguous = true }
 
 local function with_publish(err, publish_id)
     err.publish_id = publish_id
@@ -147,7 +151,7 @@ local function wait_final(conn, open_id, opts, publish_id, deadline_ms)
             emit(opts, { stage = "status", status = st.status, publish_id = publish_id,
                          bytes = st.uploaded_bytes or st.downloaded_bytes })
             if FINAL[st.status] then return st end
-        elseif not err.retryable then
+        elseif not (err.retryable or TRANSIENT_STATUS[err.code]) then
             return nil, with_publish(err, publish_id)
         end
         local now = core.monotonic_ms()
@@ -162,6 +166,12 @@ local function wait_final(conn, open_id, opts, publish_id, deadline_ms)
     end
 end
 
+-- After a lost answer to the last chunk: has TikTok got every byte?
+function upload_finished(conn, opts, file, publish_id)
+    local st = fetch_status(conn, file.open_id, opts.as, publish_id)
+    return st ~= nil and (st.uploaded_bytes == file.size or st.status ~= "PROCESSING_UPLOAD")
+end
+
 -- Uploads every chunk from file.next (0-based); resumes from the server's
 -- progress after a retry; journals progress in the store when it can.
 local function upload(conn, opts, publish_id, upload_url, file)
@@ -170,6 +180,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
     local index, attempts = file.next or 0, 0
     local size, chunk, count = file.size, file.chunk_size, file.count
     local done = 0
+    local lost = false          -- the previous attempt died in transit
     while index < count do
         local offset, length = core.chunk_range(size, chunk, count, index)
         local base = offset
@@ -212,10 +223,16 @@ local function upload(conn, opts, publish_id, upload_url, file)
             end
             done = have
             attempts = attempts + 1
+        elseif res and res.status >= 400 and res.status < 500 and res.status ~= 429 and lost
+               and index == count - 1 and upload_finished(conn, opts, file, publish_id) then
+            -- The last chunk arrived before the connection died; TikTok says so.
+            done = size
+            index = count
         elseif res then
             local status = res.status
-            if status >= 500 then
-                err = errors.new("internal_error", "TikTok's upload host answered HTTP " .. status,
+            if status >= 500 or status == 429 then
+                err = errors.new(status == 429 and "rate_limit_exceeded" or "internal_error",
+                                 "TikTok's upload host answered HTTP " .. status,
                                  { http_status = status, retryable = true })
             else
                 local why = ({ [400] = "TikTok refused the chunk's headers (HTTP 400)",
@@ -227,6 +244,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
                                          { http_status = status, retryable = false }), publish_id)
             end
         end
+        lost = err ~= nil and (err.code == "network" or err.code == "timeout")
         if err then
             if err.code == "file" or err.code == "invalid_argument" then
                 return nil, with_publish(err, publish_id)
@@ -338,7 +356,7 @@ function _M.post(opts)
                                    { problems = { count } })
         end
         file = { path = valid.video_file, size = media.size, chunk_size = chunk_size, count = count,
-                 content_type = media.content_type }
+                 content_type = media.content_type, open_id = open_id }
     end
 
     -- Init: once. A 401 means TikTok refused it (nothing was created), so
@@ -420,7 +438,7 @@ function _M.resume(opts)
                                      .. "since the post started; it cannot be resumed"), opts.publish_id)
         end
         local file = { path = job.path, size = job.size, chunk_size = job.chunk_size, count = job.count,
-                       content_type = job.content_type, next = job.next }
+                       content_type = job.content_type, next = job.next, open_id = open_id }
         file.journal = function(index)
             job.next = index
             conn.store:put_upload(job)
