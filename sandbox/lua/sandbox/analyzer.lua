@@ -44,9 +44,14 @@ function A:snapshot()
   }
 end
 
+local SNAP_KEYS = { "bytes", "head", "w_at", "w_len", "w_kind", "w_buf", "w_box", "w_done", "stack", "tracks",
+                    "mvhd", "malformed", "moov_done", "moov_seen", "top_end" }
+
+-- Every key is put back, also those that were nil in the snapshot (pairs()
+-- would skip them and leave state from the discarded bytes behind).
 function A:restore(s)
   local sha = self.sha
-  for k, v in pairs(s) do self[k] = v end
+  for _, k in ipairs(SNAP_KEYS) do self[k] = s[k] end
   if sha and s.sha then sha:restore(s.sha); self.sha = sha end
 end
 
