@@ -17,7 +17,7 @@ SRC          := src/core.c src/plan.c src/encode.c src/sha256.c src/probe.c
 HDR          := src/tt.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
-.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build
+.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability
 
 all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
 
@@ -84,6 +84,14 @@ rock-check: deps
 	luajit -e "package.path='$$T/share/lua/5.1/?.lua;$$T/share/lua/5.1/?/init.lua;'..package.path \
 	  package.cpath='$$T/lib/lua/5.1/?.so;'..package.cpath print('luajit:', require('tiktok')._VERSION)" && \
 	rm -rf $$T
+
+# The long reliability runs whose figures RELIABILITY.md quotes: the fault
+# matrix, 1000 SIGKILLs of store writers, 8 processes x 100 operations.
+reliability: deps all
+	@mkdir -p build/reliability
+	TIKTOK_CRASH_ITERATIONS=1000 TIKTOK_MATRIX_OUT=$(CURDIR)/build/reliability/matrix.json \
+	  SPEC_ONLY=spec/reliability spec/run 2>&1 | tee build/reliability/run.log | \
+	  grep -E '^(FAULT MATRIX|OUTCOMES|crash safety|concurrency)|passed, '
 
 # libFuzzer harnesses (clang) for every C function that reads outside data.
 # FUZZ_SECONDS per harness; the corpus grows under build/fuzz/corpus, seeded
