@@ -229,12 +229,7 @@ end
 -- Routes ---------------------------------------------------------------------------
 
 local function log_view(q)
-  local since = tonumber(q.since) or 0
-  local out = json.array()
-  for _, e in ipairs(state.log) do
-    if e.seq > since and (not q.endpoint or e.endpoint == q.endpoint) then out[#out + 1] = e end
-  end
-  return out
+  return require("sandbox.reqlog").list(tonumber(q.since) or 0, q.endpoint)
 end
 
 local function info()
@@ -242,7 +237,8 @@ local function info()
   local apps, users = json.array(), json.array()
   for _, k in ipairs(state.app_order) do apps[#apps + 1] = k end
   for _, u in ipairs(state.user_order) do users[#users + 1] = u end
-  return { env = b.env, apps = apps, users = users, clock_offset_sec = state.clock_offset, now = state.now() }
+  return { env = b.env, apps = apps, users = users, clock_offset_sec = state.clock_offset, now = state.now(),
+    lua_memory_kb = math.floor(collectgarbage("count")), worker_pid = ngx.worker.pid() }
 end
 
 function M.route()
@@ -421,7 +417,7 @@ function M.route()
 
   if r1 == "log" then
     if method == "GET" then return ok(log_view(q)) end
-    if method == "DELETE" then state.log = {}; return ok({ ok = true }) end
+    if method == "DELETE" then require("sandbox.reqlog").clear(); return ok({ ok = true }) end
   end
 
   if r1 == "posts" then

@@ -10,7 +10,7 @@ function M.init(conf_path)
   f:close()
   -- Load every module in the master, so a syntax error fails the start.
   for _, m in ipairs({ "util", "json", "state", "reply", "faults", "tokens", "httpc", "webhooks",
-    "analyzer", "posts", "oauth", "api", "upload", "media", "admin" }) do
+    "analyzer", "posts", "oauth", "api", "upload", "media", "admin", "reqlog" }) do
     require("sandbox." .. m)
   end
   state = require "sandbox.state"
@@ -85,9 +85,7 @@ end
 function M.log_request()
   local c = ngx.ctx.sbx or {}
   if c.skip_log then return end
-  state.log_seq = state.log_seq + 1
-  local entry = {
-    seq = state.log_seq,
+  require("sandbox.reqlog").add({
     time = ngx.req.start_time(),
     method = ngx.req.get_method(),
     path = ngx.var.uri,
@@ -107,15 +105,7 @@ function M.log_request()
     chunk = c.chunk,
     fault = c.fault,
     closed = c.closed,
-  }
-  local log = state.log
-  log[#log + 1] = entry
-  local max = state.config.log_max_entries
-  if #log > max then
-    local keep = {}
-    for i = #log - math.floor(max / 2) + 1, #log do keep[#keep + 1] = log[i] end
-    state.log = keep
-  end
+  })
 end
 
 return M

@@ -68,7 +68,6 @@ M.DEFAULT_CONFIG = {
     max_attempts = 5,
     timeout_ms = 5000,
   },
-  log_max_entries = 20000,
 }
 
 local boot  -- static facts from sandbox.json (ports, secrets, directories)
@@ -174,8 +173,7 @@ function M.reset()
   M.rate = {}
   M.faults = {}
   M.fault_seq = 0
-  M.log = {}
-  M.log_seq = 0
+  require("sandbox.reqlog").clear()
   M.deliveries = {}
   M.delivery_seq = 0
   M.received_hooks = {}
