@@ -9,7 +9,7 @@ local util = require "tiktok.util"
 local errors = require "tiktok.errors"
 local core = require "tiktok.core"
 
-local type, tostring, tonumber, concat, floor = type, tostring, tonumber, table.concat, math.floor
+local type, tostring, tonumber, concat, floor, select = type, tostring, tonumber, table.concat, math.floor, select
 
 local _M = {}
 
@@ -19,6 +19,21 @@ local FORM_CT = "Content-Type: application/x-www-form-urlencoded"
 local function log(ctx, level, msg)
     if ctx.log then ctx.log(level, msg) end
 end
+
+-- Secrets this connection has handled (client secret first, then the most
+-- recent codes, verifiers and tokens), for redacting text from outside.
+local MAX_SECRETS = 32
+local function remember(ctx, ...)
+    local list = ctx.secrets
+    for i = 1, select("#", ...) do
+        local s = select(i, ...)
+        if type(s) == "string" and s ~= "" then
+            list[#list + 1] = s
+            if #list > MAX_SECRETS then table.remove(list, 2) end
+        end
+    end
+end
+_M.remember = remember
 
 -- Maps a transport failure of the C core to an error object.
 local function transport_error(ctx, what, kind, message, sent)
@@ -50,6 +65,12 @@ end
 -- ------------------------------------------------------------------ OAuth
 
 local function oauth(ctx, what, fields)
+    for i = 1, #fields do
+        local k = fields[i][1]
+        if k == "code" or k == "refresh_token" or k == "code_verifier" or k == "token" then
+            remember(ctx, fields[i][2])
+        end
+    end
     local res, err = request(ctx, what, {
         method = "POST", once = true,   -- a resent refresh would burn the rotated token
         url = ctx.api_base .. "/v2/oauth/token/",
@@ -64,6 +85,7 @@ local function oauth(ctx, what, fields)
         return nil, errors.new("bad_response", "TikTok's token endpoint answered HTTP "
                                .. res.status .. " without an access_token", { http_status = res.status })
     end
+    remember(ctx, body.access_token, body.refresh_token)
     return body
 end
 
@@ -104,6 +126,7 @@ function _M.client_token(ctx)
 end
 
 function _M.revoke(ctx, access_token)
+    remember(ctx, access_token)
     local res, err = request(ctx, "revoke", {
         method = "POST", once = true,
         url = ctx.api_base .. "/v2/oauth/revoke/",
@@ -129,7 +152,8 @@ local function api(ctx, what, token, path, body, method, once)
     })
     if not res then return nil, err end
     local decoded = util.json_decode(res.body)
-    local e = errors.from_api(res.status, decoded, path, { ctx.client_secret, token })
+    remember(ctx, token)
+    local e = errors.from_api(res.status, decoded, path, ctx.secrets)
     if e then return nil, e end
     return decoded.data or {}, decoded
 end

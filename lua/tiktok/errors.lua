@@ -431,6 +431,8 @@ local function percent_encode(s)
 end
 
 
+local TOKEN_PREFIXES = { "act", "rft", "clt" }
+
 -- Replaces every byte covered by an occurrence of any secret (also its
 -- percent-encoded form) with "[redacted]". Overlapping occurrences are merged,
 -- so no byte of any occurrence survives whatever the order of the secrets.
@@ -442,7 +444,7 @@ function _M.redact(s, secrets)
         error("tiktok.errors.redact: text must be a string, got " .. type(s), 2)
     end
     if secrets == nil then
-        return s
+        secrets = {}
     end
     if type(secrets) ~= "table" then
         error("tiktok.errors.redact: secrets must be a table, got "
@@ -463,11 +465,19 @@ function _M.redact(s, secrets)
             end
         end
     end
-    if #needles == 0 then
-        return s
+    local spans = {}
+    -- Anything shaped like a TikTok token is removed even when this caller
+    -- did not know it (an answer may echo another token back).
+    for _, prefix in ipairs(TOKEN_PREFIXES) do
+        local init = 1
+        while true do
+            local a, b = find(s, "%f[%w]" .. prefix .. "%.[^%s\"',;&<>)%]}]+", init)
+            if not a then break end
+            spans[#spans + 1] = { a, b }
+            init = b + 1
+        end
     end
 
-    local spans = {}
     for _, needle in ipairs(needles) do
         local init = 1
         while true do
