@@ -26,7 +26,7 @@ trap cleanup EXIT
 . "$WORK/sb/env"
 ADMIN=$TIKTOK_SANDBOX_ADMIN
 API=$TIKTOK_API_BASE_PLAIN
-WORKER=$(ps -o pid= --ppid "$TIKTOK_SANDBOX_PID" | tr -d ' ' | head -n1)
+WORKER=$(curl -s "$ADMIN/" | sed -n 's/.*"worker_pid":\([0-9]*\).*/\1/p')
 
 echo "# making a 1 GiB file of random bytes and its $COUNT chunks" >&2
 head -c $SIZE /dev/urandom >"$WORK/file.bin"
@@ -68,7 +68,7 @@ upload() { # upload URL -> prints seconds and the status codes
   t0=$(date +%s.%N)
   codes=$(curl "${args[@]}")
   t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc -l) $codes"
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $codes"
 }
 
 run_mode() {
@@ -89,7 +89,7 @@ run_mode() {
   local lua_kb
   lua_kb=$(curl -s "$ADMIN/" | sed -n 's/.*"lua_memory_kb":\([0-9]*\).*/\1/p')
   printf '%-7s %8.1f MB/s  %6.3f s  rss %6d -> %6d KiB (peak %6d KiB, Lua heap %6d KiB)  codes: %s\n' "$mode" \
-    "$(echo "$SIZE / 1000000 / $secs" | bc -l)" "$secs" "$before" "$after" "$(hwm)" "$lua_kb" \
+    "$(awk -v s="$SIZE" -v t="$secs" 'BEGIN { print s / 1000000 / t }')" "$secs" "$before" "$after" "$(hwm)" "$lua_kb" \
     "$(echo "$codes" | tr ' ' '\n' | grep -v '^$' | sort | uniq -c | tr '\n' ' ' | tr -s ' ')"
 }
 

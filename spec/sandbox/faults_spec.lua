@@ -3,11 +3,10 @@
 local sandbox = require "spec.helpers.sandbox"
 
 describe("sandbox faults", function()
-  local sb, env, token
+  local sb, token
 
   lazy_setup(function()
     sb = sandbox.start()
-    env = sb.env
   end)
 
   lazy_teardown(function()

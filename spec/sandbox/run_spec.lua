@@ -13,10 +13,23 @@ local function alive(pid)
   return stat ~= nil and stat:match("%) (%a)") ~= "Z"
 end
 
-local function children(pid)
-  local out = sandbox.exec("ps -o pid= --ppid " .. tonumber(pid))
+-- Processes as { pid, ppid, cmdline }, read from /proc (no procps needed).
+local function processes()
   local list = {}
-  for p in out:gmatch("%d+") do list[#list + 1] = p end
+  for pid in sandbox.exec("ls /proc"):gmatch("%d+") do
+    local stat = sandbox.read_file("/proc/" .. pid .. "/stat")
+    local cmd = sandbox.read_file("/proc/" .. pid .. "/cmdline")
+    local ppid = stat and stat:match("%) %a (%d+)")
+    if ppid then list[#list + 1] = { pid = pid, ppid = ppid, cmdline = (cmd or ""):gsub("%z", " ") } end
+  end
+  return list
+end
+
+local function children(pid)
+  local list = {}
+  for _, p in ipairs(processes()) do
+    if p.ppid == tostring(pid) then list[#list + 1] = p.pid end
+  end
   return list
 end
 
@@ -128,8 +141,9 @@ describe("sandbox/run", function()
     for _, k in ipairs(kids) do assert.is_false(alive(k)) end
     assert.is_false(port_open(s.env.TIKTOK_API_BASE_PLAIN .. "/"))
     assert.is_false(port_open(s.env.TIKTOK_UPLOAD_BASE))
-    for line in sandbox.exec("ps -eo pid=,args="):gmatch("[^\n]+") do
-      assert.is_nil(line:match("^%s*%d+%s+nginx:") and line:find(s.dir, 1, true) and line, "left behind: " .. line)
+    for _, p in ipairs(processes()) do
+      local ours = p.cmdline:match("^nginx:") and p.cmdline:find(s.dir, 1, true)
+      assert.is_nil(ours and alive(p.pid) and p.cmdline, "left behind: " .. p.cmdline)
     end
     local _, rc2 = run("status --dir " .. sh(s.dir))
     assert.equal(1, rc2)
@@ -164,6 +178,7 @@ describe("sandbox/run", function()
     assert.matches("--dir", out, 1, true)
     out, rc = run("explode --dir " .. sh(dir))
     assert.are_not.equal(0, rc)
+    assert.matches("unknown command", out, 1, true)
     sandbox.exec("rm -rf " .. sh(dir))
   end)
 

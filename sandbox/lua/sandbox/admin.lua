@@ -39,7 +39,8 @@ end
 local function user_view(u)
   local v = util.copy(u)
   v.privacy_level_options = arr(state.privacy_options(u))
-  v.privacy_level_options_override = type(u.privacy_level_options) == "table" and arr(u.privacy_level_options) or json.null
+  local override = u.privacy_level_options
+  v.privacy_level_options_override = type(override) == "table" and arr(override) or json.null
   v.open_ids = {}
   for _, key in ipairs(state.app_order) do v.open_ids[key] = state.open_id(key, u.username) end
   return v
@@ -91,7 +92,9 @@ local function check_redirect_uri(uri)
   if not scheme then scheme, host, port = uri:match("^(https?)://([^/:]+):?([%d*]*)$") end
   if not scheme then return "redirect URIs must be absolute http(s) URIs: " .. uri end
   local loopback = host == "localhost" or host == "127.0.0.1"
-  if scheme == "http" and not loopback then return "redirect URIs must use https (http only for localhost/127.0.0.1): " .. uri end
+  if scheme == "http" and not loopback then
+    return "redirect URIs must use https (http only for localhost/127.0.0.1): " .. uri
+  end
   if loopback and port == "" then return "loopback (desktop) redirect URIs need a port (or *): " .. uri end
   if port == "*" and not loopback then return "the wildcard port is only allowed for localhost/127.0.0.1: " .. uri end
   return nil
@@ -138,7 +141,8 @@ local function apply_app(app, b, creating)
       if v ~= json.null then
         if type(v) ~= "string" then return "webhook_url must be a string or null" end
         local u = util.parse_url(v)
-        if not u or (u.scheme ~= "https" and not (u.scheme == "http" and (u.host == "127.0.0.1" or u.host == "localhost"))) then
+        local loopback = u and u.scheme == "http" and (u.host == "127.0.0.1" or u.host == "localhost")
+        if not u or (u.scheme ~= "https" and not loopback) then
           return "webhook_url must be an https URL (plain http is accepted for 127.0.0.1/localhost only)"
         end
       end
@@ -183,7 +187,9 @@ local USER_FIELDS = {
   daily_post_cap = "int", app_version = "string", bio_description = "string", is_verified = "boolean",
   follower_count = "int", following_count = "int", likes_count = "int", video_count = "int",
 }
-local PRIVACY = { PUBLIC_TO_EVERYONE = true, MUTUAL_FOLLOW_FRIENDS = true, FOLLOWER_OF_CREATOR = true, SELF_ONLY = true }
+local PRIVACY = {
+  PUBLIC_TO_EVERYONE = true, MUTUAL_FOLLOW_FRIENDS = true, FOLLOWER_OF_CREATOR = true, SELF_ONLY = true,
+}
 
 local function check_user(b, creating)
   for k, v in pairs(b) do
@@ -195,7 +201,9 @@ local function check_user(b, creating)
         return "username must be 1-24 letters, digits, _ or ."
       end
     elseif t == "int" or t == "posint" then
-      if not util.is_int(v) or v < (t == "posint" and 1 or 0) then return k .. " must be a " .. (t == "posint" and "positive" or "non-negative") .. " integer" end
+      if not util.is_int(v) or v < (t == "posint" and 1 or 0) then
+        return k .. " must be a " .. (t == "posint" and "positive" or "non-negative") .. " integer"
+      end
     elseif t == "privacy" then
       if v ~= json.null then
         local list, err = string_list(v, k)
@@ -325,7 +333,9 @@ function M.route()
       if method == "DELETE" then
         if app.default then return bad("the default app cannot be deleted (use reset)", 409) end
         state.apps[app.client_key] = nil
-        for i, k in ipairs(state.app_order) do if k == app.client_key then table.remove(state.app_order, i) break end end
+        for i, k in ipairs(state.app_order) do
+          if k == app.client_key then table.remove(state.app_order, i) break end
+        end
         return ok({ ok = true })
       end
     end
@@ -360,9 +370,13 @@ function M.route()
           return ok(user_view(u))
         end
         if method == "DELETE" then
-          if u.username == state.boot_config().default_user then return bad("the default user cannot be deleted (use reset)", 409) end
+          if u.username == state.boot_config().default_user then
+            return bad("the default user cannot be deleted (use reset)", 409)
+          end
           state.users[u.username] = nil
-          for i, n in ipairs(state.user_order) do if n == u.username then table.remove(state.user_order, i) break end end
+          for i, n in ipairs(state.user_order) do
+            if n == u.username then table.remove(state.user_order, i) break end
+          end
           return ok({ ok = true })
         end
       elseif r3 == "deauthorize" and method == "POST" then

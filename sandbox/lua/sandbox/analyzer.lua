@@ -13,7 +13,10 @@ A.__index = A
 
 local HUGE = 2 ^ 62
 local CONTAINERS = { moov = "", trak = "moov", mdia = "trak", minf = "mdia", stbl = "minf" }
-local LEAVES = { mvhd = { "moov", 32 }, tkhd = { "trak", 96 }, mdhd = { "mdia", 32 }, hdlr = { "mdia", 12 }, stsz = { "stbl", 12 } }
+-- leaf box -> { parent box, bytes of payload to read }
+local LEAVES = {
+  mvhd = { "moov", 32 }, tkhd = { "trak", 96 }, mdhd = { "mdia", 32 }, hdlr = { "mdia", 12 }, stsz = { "stbl", 12 },
+}
 local ISO_FIRST = { ftyp = true, moov = true, mdat = true, free = true, skip = true, wide = true, pnot = true }
 
 local function u16(s, i) local a, b = byte(s, i, i + 1); return a * 256 + b end

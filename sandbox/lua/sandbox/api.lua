@@ -14,7 +14,9 @@ local MAX_CHUNK = 64000000                 -- 64,000,000 (64 MB: the conservativ
 local MAX_FINAL_CHUNK = 128000000
 local MAX_CHUNKS = 1000
 local MAX_VIDEO = 4 * 1024 * 1024 * 1024
-local PRIVACY_LEVELS = { PUBLIC_TO_EVERYONE = true, MUTUAL_FOLLOW_FRIENDS = true, FOLLOWER_OF_CREATOR = true, SELF_ONLY = true }
+local PRIVACY_LEVELS = {
+  PUBLIC_TO_EVERYONE = true, MUTUAL_FOLLOW_FRIENDS = true, FOLLOWER_OF_CREATOR = true, SELF_ONLY = true,
+}
 
 local TOKEN_MESSAGES = {
   missing = "The access token is missing. Send Authorization: Bearer <access_token>.",
@@ -53,7 +55,8 @@ local function authed(endpoint, any_scopes)
     if #kept >= limit then
       state.rate[key] = kept
       return nil, reply.api_error(429, "rate_limit_exceeded",
-        "Rate limit exceeded: " .. limit .. " requests per " .. state.config.rate_limits.window_sec .. " s for this access token")
+        "Rate limit exceeded: " .. limit .. " requests per " .. state.config.rate_limits.window_sec ..
+        " s for this access token")
     end
     kept[#kept + 1] = now
     state.rate[key] = kept
@@ -152,8 +155,10 @@ local BLOCK_MESSAGES = {
   spam_risk_user_banned_from_posting = "This user is banned from posting.",
   spam_risk_too_many_posts = "This user has reached the daily limit of posts made through the API.",
   reached_active_user_cap = "This client has reached its daily quota of active publishing users.",
-  unaudited_client_can_only_post_to_private_accounts = "Unaudited clients can only post to private accounts. The creator must set the account to private.",
-  spam_risk_too_many_pending_share = "This user has 5 pending shares in the last 24 hours; they must post or delete them in the TikTok app first.",
+  unaudited_client_can_only_post_to_private_accounts =
+    "Unaudited clients can only post to private accounts. The creator must set the account to private.",
+  spam_risk_too_many_pending_share =
+    "This user has 5 pending shares in the last 24 hours; they must post or delete them in the TikTok app first.",
 }
 
 -- Why this creator cannot direct-post right now (creator_info and direct init).
@@ -206,7 +211,8 @@ local function video_source(si)
     if not util.is_int(n) or n <= 0 then return nil, "source_info.total_chunk_count must be a positive integer" end
     if vs < MIN_CHUNK then
       if cs ~= vs then
-        return nil, "The chunk size is invalid: a video under 5,242,880 bytes must be sent as one chunk with chunk_size equal to video_size"
+        return nil, "The chunk size is invalid: a video under 5,242,880 bytes must be sent as one chunk " ..
+          "with chunk_size equal to video_size"
       end
       if n ~= 1 then return nil, "The total chunk count is invalid: a video under 5,242,880 bytes is one chunk" end
     else
@@ -215,12 +221,14 @@ local function video_source(si)
       if cs > vs then return nil, "The chunk size is invalid: chunk_size is larger than video_size" end
       local want = math.floor(vs / cs)
       if n ~= want then
-        return nil, "The total chunk count is invalid: total_chunk_count must be floor(video_size / chunk_size) = " .. fmt_int(want)
+        return nil, "The total chunk count is invalid: total_chunk_count must be floor(video_size / chunk_size) = " ..
+          fmt_int(want)
       end
       if n > MAX_CHUNKS then return nil, "The total chunk count is invalid: at most 1000 chunks are allowed" end
       local last = vs - (n - 1) * cs
       if last > MAX_FINAL_CHUNK then
-        return nil, "The chunk size is invalid: the final chunk would be " .. fmt_int(last) .. " bytes; at most 128,000,000 are allowed"
+        return nil, "The chunk size is invalid: the final chunk would be " .. fmt_int(last) ..
+          " bytes; at most 128,000,000 are allowed"
       end
       if n == 1 and vs > MAX_CHUNK then
         return nil, "The chunk size is invalid: videos over 64,000,000 bytes must be sent in several chunks"
@@ -240,7 +248,8 @@ end
 
 local function upload_url(post)
   local up = post.upload
-  local base = ngx.var.scheme == "https" and state.boot_config().upload_base_https or state.boot_config().upload_base_http
+  local boot = state.boot_config()
+  local base = ngx.var.scheme == "https" and boot.upload_base_https or boot.upload_base_http
   return base .. "?upload_id=" .. up.upload_id .. "&upload_token=" .. up.token
 end
 
@@ -267,7 +276,8 @@ function M.user_info()
   if not ctx then return res end
   local fields = ngx.var.arg_fields
   if not fields or fields == "" then
-    return reply.api_error(400, "invalid_params", "The fields query parameter is required, e.g. fields=open_id,display_name")
+    return reply.api_error(400, "invalid_params",
+      "The fields query parameter is required, e.g. fields=open_id,display_name")
   end
   fields = ngx.unescape_uri(fields)
   local u = ctx.user
@@ -338,9 +348,11 @@ end
 
 local function check_privacy(ctx, privacy)
   if privacy == nil or privacy == json.null then
-    return reply.api_error(403, "privacy_level_option_mismatch", "post_info.privacy_level is required; pick one of creator_info.privacy_level_options")
+    return reply.api_error(403, "privacy_level_option_mismatch",
+      "post_info.privacy_level is required; pick one of creator_info.privacy_level_options")
   end
-  if type(privacy) ~= "string" or not PRIVACY_LEVELS[privacy] or not util.contains(M.privacy_options(ctx.app, ctx.user), privacy) then
+  local options = M.privacy_options(ctx.app, ctx.user)
+  if type(privacy) ~= "string" or not PRIVACY_LEVELS[privacy] or not util.contains(options, privacy) then
     return reply.api_error(403, "privacy_level_option_mismatch",
       "post_info.privacy_level must be one of creator_info.privacy_level_options: " ..
       table.concat(M.privacy_options(ctx.app, ctx.user), ", "))
@@ -356,7 +368,8 @@ function M.video_init()
   if not body then return invalid(err) end
   local pi = body.post_info
   if not is_object(pi) then return invalid("post_info is required and must be an object") end
-  for _, k in ipairs({ "disable_duet", "disable_comment", "disable_stitch", "brand_content_toggle", "brand_organic_toggle", "is_aigc" }) do
+  for _, k in ipairs({ "disable_duet", "disable_comment", "disable_stitch", "brand_content_toggle",
+    "brand_organic_toggle", "is_aigc" }) do
     local e = opt_bool(pi, k, "post_info")
     if e then return invalid(e) end
   end
@@ -457,7 +470,9 @@ function M.content_init()
   end
   local si = body.source_info
   if not is_object(si) then return invalid("source_info is required and must be an object") end
-  if si.source ~= "PULL_FROM_URL" then return invalid("source_info.source must be PULL_FROM_URL (photos cannot be uploaded as files)") end
+  if si.source ~= "PULL_FROM_URL" then
+    return invalid("source_info.source must be PULL_FROM_URL (photos cannot be uploaded as files)")
+  end
   local imgs = si.photo_images
   if type(imgs) ~= "table" or #imgs == 0 or not (imgs[1] ~= nil and next(imgs, #imgs) == nil) then
     return invalid("source_info.photo_images must be a non-empty array of URLs")

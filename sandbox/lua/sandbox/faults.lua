@@ -47,7 +47,8 @@ function M.validate(rule)
   if rule.rate_bps and rule.endpoint ~= "media.get" then
     return nil, "rate_bps applies to media.get only"
   end
-  if not (rule.delay_ms or rule.close or rule.status or rule.close_after_bytes or rule.rate_bps or rule.fail_reason) then
+  local acts = rule.delay_ms or rule.close or rule.status or rule.close_after_bytes or rule.rate_bps or rule.fail_reason
+  if not acts then
     return nil, "a fault needs at least one of delay_ms, close, status, close_after_bytes, rate_bps, fail_reason"
   end
   return true

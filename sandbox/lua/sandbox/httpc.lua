@@ -88,7 +88,9 @@ function M.read_body(res, fn, max_piece)
     local left = cl
     while left > 0 do
       local piece, err = sock:receiveany(left < max_piece and left or max_piece)
-      if not piece then return nil, "read: " .. tostring(err) .. " after " .. (cl - left) .. " of " .. cl .. " bytes" end
+      if not piece then
+        return nil, "read: " .. tostring(err) .. " after " .. (cl - left) .. " of " .. cl .. " bytes"
+      end
       left = left - #piece
       if fn(piece) == false then return nil, "stopped" end
     end

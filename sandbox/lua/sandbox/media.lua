@@ -14,12 +14,16 @@ local TYPES = {
 }
 
 local AVATAR = ngx.decode_base64(
-  "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgUFBcUFxsbGxsbGyAeICEhISAgICAhISEkJCQqKiokJCQhISQkKCgqKi4vLisrKisvLzIyMjw8OTlGRkhWVmf/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEBAQAAAAAAAAAAAAAAAAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAQABADASIAAhEAAxEA/9oADAMBAAIRAxEAPwC2AIEZf//Z")
+  "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgUFBcUFxsbGxsbGyAeICEhISAgICAhISEkJCQq" ..
+  "KiokJCQhISQkKCgqKi4vLisrKisvLzIyMjw8OTlGRkhWVmf/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEBAQAAAAAAAAAAAAAA" ..
+  "AAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAAQABADASIAAhEAAxEA/9oADAMBAAIRAxEA" ..
+  "PwC2AIEZf//Z")
 
 local function serve_file()
   local method = ngx.req.get_method()
   if method ~= "GET" and method ~= "HEAD" then
-    return reply.send(reply.response(405, "method not allowed\n", { Allow = "GET, HEAD", ["Content-Type"] = "text/plain" }))
+    return reply.send(reply.response(405, "method not allowed\n",
+      { Allow = "GET, HEAD", ["Content-Type"] = "text/plain" }))
   end
   local rel = ngx.var.uri:match("^/media/(.+)$")
   if not rel or rel:find("..", 1, true) or rel:find("%z") then

@@ -69,7 +69,8 @@ function M.validate_authorize(p)
   if cc and cc ~= "" then
     if not cc:match("^[0-9a-f]+$") or #cc ~= 64 then
       return fail("invalid_request",
-        "Code verifier or code challenge is invalid: code_challenge must be the hex SHA-256 of the verifier (64 lower-case hex characters)",
+        "Code verifier or code challenge is invalid: code_challenge must be the hex SHA-256 of the verifier " ..
+        "(64 lower-case hex characters)",
         "code_challenge")
     end
     if ccm ~= "S256" then
@@ -101,7 +102,8 @@ local PAGE_HEAD = [[<!DOCTYPE html>
 local function error_page(e)
   local html = string.format(PAGE_HEAD, "TikTok sandbox: authorization error") ..
     "<h1>Something went wrong</h1>\n" ..
-    "<p class=\"err\">This app's authorization request is invalid. If you are the developer, correct the following and try again:</p>\n" ..
+    "<p class=\"err\">This app's authorization request is invalid. " ..
+    "If you are the developer, correct the following and try again:</p>\n" ..
     "<p>Error: <code id=\"error\">" .. esc(e.code) .. "</code></p>\n" ..
     "<p>Parameter: <code id=\"param\">" .. esc(e.param or "") .. "</code></p>\n" ..
     "<p id=\"error_description\">" .. esc(e.desc) .. "</p>\n</body></html>\n"
@@ -219,7 +221,8 @@ function M.authorize()
     local set = {}
     for _, s in ipairs(choice) do
       if not util.contains(req.scopes, s) then
-        return error_page({ code = "invalid_request", desc = "granted scope '" .. tostring(s) .. "' was not requested", param = "granted_scopes" })
+        return error_page({ code = "invalid_request", param = "granted_scopes",
+          desc = "granted scope '" .. tostring(s) .. "' was not requested" })
       end
       set[s] = true
     end
@@ -244,8 +247,12 @@ end
 
 -- Check client_key/client_secret of a token or revoke request.
 local function client_auth(p)
-  for _, k in ipairs({ "client_key", "client_secret", "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "token" }) do
-    if type(p[k]) == "table" then return nil, reply.oauth_error(400, "invalid_request", "The request parameters are malformed. (repeated " .. k .. ")") end
+  for _, k in ipairs({ "client_key", "client_secret", "grant_type", "code", "redirect_uri", "code_verifier",
+    "refresh_token", "token" }) do
+    if type(p[k]) == "table" then
+      return nil, reply.oauth_error(400, "invalid_request",
+        "The request parameters are malformed. (repeated " .. k .. ")")
+    end
     if p[k] == true then p[k] = "" end
   end
   if not p.client_key or p.client_key == "" then
@@ -289,10 +296,12 @@ local function grant_code(app, p)
   if rec.code_challenge then
     local v = p.code_verifier
     if not v or v == "" then
-      return reply.oauth_error(400, "invalid_request", "Code verifier or code challenge is invalid. (code_verifier is missing)")
+      return reply.oauth_error(400, "invalid_request",
+        "Code verifier or code challenge is invalid. (code_verifier is missing)")
     end
     if #v < 43 or #v > 128 or not v:match("^[%w%-%._~]+$") then
-      return reply.oauth_error(400, "invalid_request", "Code verifier or code challenge is invalid. (code_verifier must be 43-128 unreserved characters)")
+      return reply.oauth_error(400, "invalid_request",
+        "Code verifier or code challenge is invalid. (code_verifier must be 43-128 unreserved characters)")
     end
     if util.sha256_hex(v) ~= rec.code_challenge then
       return reply.oauth_error(400, "invalid_grant", "Code verifier or code challenge is invalid.")
@@ -313,7 +322,8 @@ local function grant_refresh(app, p)
     return reply.oauth_error(400, "invalid_grant", "Refresh token is invalid.")
   end
   if rec.rotated then
-    return reply.oauth_error(400, "invalid_grant", "Refresh token is invalid: it was replaced by a newer refresh token.")
+    return reply.oauth_error(400, "invalid_grant",
+      "Refresh token is invalid: it was replaced by a newer refresh token.")
   end
   if grant.revoked then return reply.oauth_error(400, "invalid_grant", "Refresh token is revoked.") end
   if rec.expires_at <= state.now() then return reply.oauth_error(400, "invalid_grant", "Refresh token is expired.") end

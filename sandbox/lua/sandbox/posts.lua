@@ -145,7 +145,9 @@ function M.set_public(post, public)
   if public and not post.public then
     if #post.post_ids == 0 then make_public(post) else
       post.public = true
-      for _, pid in ipairs(post.post_ids) do emit(post, "post.publish.publicly_available", { post_id = json.int64(pid) }) end
+      for _, pid in ipairs(post.post_ids) do
+        emit(post, "post.publish.publicly_available", { post_id = json.int64(pid) })
+      end
     end
   elseif not public and post.public then
     post.public = false
@@ -217,7 +219,8 @@ local function download(post, urls)
     end
     if res.status ~= 200 then
       httpc.close(res)
-      post.pull_error = url .. ": HTTP " .. res.status .. (res.status >= 300 and res.status < 400 and " (redirects are not followed)" or "")
+      local redirect = res.status >= 300 and res.status < 400
+      post.pull_error = url .. ": HTTP " .. res.status .. (redirect and " (redirects are not followed)" or "")
       return M.fail(post, pull_failed)
     end
     local limit = is_video and 4294967296 or MAX_IMAGE_BYTES + 1

@@ -8,7 +8,8 @@ local M = {}
 
 M.SCOPES = {
   { name = "user.info.basic", desc = "Read your profile info (avatar, display name)", toggleable = false },
-  { name = "user.info.profile", desc = "Read your additional profile information (bio, profile link, verification)", toggleable = true },
+  { name = "user.info.profile", toggleable = true,
+    desc = "Read your additional profile information (bio, profile link, verification)" },
   { name = "user.info.stats", desc = "Read your statistics (likes, followers, following, videos)", toggleable = true },
   { name = "video.list", desc = "Read your public videos", toggleable = true },
   { name = "video.publish", desc = "Directly post content to your TikTok profile", toggleable = true },
@@ -91,7 +92,8 @@ local function default_app()
     client_secret = boot.client_secret,
     name = "Sandbox App",
     redirect_uris = { boot.redirect_uri },
-    scopes = { "user.info.basic", "user.info.profile", "user.info.stats", "video.list", "video.publish", "video.upload" },
+    scopes = { "user.info.basic", "user.info.profile", "user.info.stats", "video.list", "video.publish",
+      "video.upload" },
     audited = true,
     verified_prefixes = { boot.media_base },
     verified_domains = {},

@@ -54,7 +54,8 @@ local function handle()
       (up.complete and "complete" or post.status) .. ").", up)
   end
   if state.now() >= up.expires_at then
-    return status(403, "The upload_url has expired (valid for " .. state.config.upload.url_ttl_sec .. " s after init).", up)
+    return status(403, "The upload_url has expired (valid for " .. state.config.upload.url_ttl_sec ..
+      " s after init).", up)
   end
   if ngx.var.http_transfer_encoding then
     return status(400, "Transfer-Encoding is not supported: send Content-Length with each chunk.", up)
@@ -186,7 +187,8 @@ function M.sink()
   end
   local a, b, t = (ngx.var.http_content_range or ""):match("bytes (%d+)%-(%d+)/(%d+)")
   local done = not a or tonumber(b) + 1 == tonumber(t)
-  return reply.send(reply.response(done and 201 or 206, "", { ["Content-Range"] = a and ("bytes 0-" .. b .. "/" .. t) or nil }))
+  local range = a and ("bytes 0-" .. b .. "/" .. t) or nil
+  return reply.send(reply.response(done and 201 or 206, "", { ["Content-Range"] = range }))
 end
 
 return M

@@ -2,7 +2,7 @@
 -- LuaJIT FFI into libcrypto (streaming, never a whole body), ids, strings, URLs.
 local ffi = require "ffi"
 
-local byte, char, concat, floor, fmt = string.byte, string.char, table.concat, math.floor, string.format
+local byte, concat, floor, fmt = string.byte, table.concat, math.floor, string.format
 
 local M = {}
 
