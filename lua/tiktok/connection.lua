@@ -75,6 +75,10 @@ function _M.new(opts)
         if #o[k] > 2048 or o[k]:find("[%z\1-\31\127]") then
             return bad("tiktok.connect: " .. k .. " contains control characters or is too long")
         end
+        if k ~= "redirect_uri" and o[k]:find("[^\33-\126]") then
+            return bad("tiktok.connect: " .. k .. " must be printable ASCII, as TikTok issues it; check for "
+                       .. "stray spaces or characters copied from the developer portal")
+        end
     end
     local ok, msg = util.check_redirect_uri(o.redirect_uri)
     if not ok then return bad("tiktok.connect: " .. msg) end

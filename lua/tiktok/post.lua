@@ -104,15 +104,16 @@ end
 -- Local checks of the file: it exists, is a regular non-empty file, and is
 -- an MP4, MOV or WebM (whose header gives the duration when it can).
 local function inspect_file(path)
+    local shown = util.show(path)
     local st, msg = core.stat(path)
-    if not st then return nil, errors.new("file", "video_file " .. path .. ": " .. msg) end
+    if not st then return nil, errors.new("file", "video_file " .. shown .. ": " .. msg) end
     if st.type ~= "file" then
-        return nil, errors.new("file", "video_file " .. path .. " is a " .. st.type .. ", not a file")
+        return nil, errors.new("file", "video_file " .. shown .. " is a " .. st.type .. ", not a file")
     end
-    if st.size == 0 then return nil, errors.new("file", "video_file " .. path .. " is empty") end
+    if st.size == 0 then return nil, errors.new("file", "video_file " .. shown .. " is empty") end
     local media, perr = core.probe(path)
     if not media then
-        return nil, errors.new("unsupported_media", "video_file " .. path .. ": " .. perr
+        return nil, errors.new("unsupported_media", "video_file " .. shown .. ": " .. perr
                                .. " (TikTok takes MP4, MOV or WebM)")
     end
     return media
@@ -434,7 +435,7 @@ function _M.resume(opts)
         if not rec then return nil, with_publish(err, opts.publish_id) end
         local st = core.stat(job.path)
         if not st or st.size ~= job.size then
-            return nil, with_publish(errors.new("file", "the video file " .. job.path .. " changed or vanished "
+            return nil, with_publish(errors.new("file", "the video file " .. util.show(job.path) .. " changed or vanished "
                                      .. "since the post started; it cannot be resumed"), opts.publish_id)
         end
         local file = { path = job.path, size = job.size, chunk_size = job.chunk_size, count = job.count,

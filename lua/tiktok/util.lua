@@ -41,6 +41,14 @@ function _M.check_opts(fname, opts, spec, level)
     return opts
 end
 
+-- A value for an error message: at most n bytes (default 200), marked when cut.
+function _M.show(s, n)
+    n = n or 200
+    s = tostring(s)
+    if #s <= n then return s end
+    return s:sub(1, n) .. "...(" .. #s .. " bytes)"
+end
+
 function _M.copy(t)
     local c = {}
     for k, v in pairs(t) do c[k] = v end
