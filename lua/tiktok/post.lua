@@ -435,8 +435,9 @@ function _M.resume(opts)
         if not rec then return nil, with_publish(err, opts.publish_id) end
         local st = core.stat(job.path)
         if not st or st.size ~= job.size then
-            return nil, with_publish(errors.new("file", "the video file " .. util.show(job.path) .. " changed or vanished "
-                                     .. "since the post started; it cannot be resumed"), opts.publish_id)
+            return nil, with_publish(errors.new("file", "the video file " .. util.show(job.path)
+                                     .. " changed or vanished since the post started; it cannot be resumed"),
+                                     opts.publish_id)
         end
         local file = { path = job.path, size = job.size, chunk_size = job.chunk_size, count = job.count,
                        content_type = job.content_type, next = job.next, open_id = open_id }
