@@ -17,7 +17,7 @@ SRC          := src/core.c src/plan.c src/encode.c src/sha256.c src/probe.c
 HDR          := src/tt.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
-.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability
+.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability valgrind
 
 all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
 
@@ -51,6 +51,10 @@ asan: deps
 	  $(WARN) -fPIC $(CURL_CFLAGS) $(LUA54_CFLAGS) -shared -o build/asan/tiktok/core.so $(SRC) $(CURL_LIBS)
 	$(CC) -shared -fPIC -o build/asan/preload.so spec/asan_preload.c
 	@TIKTOK_ASAN=1 spec/run asan
+
+# The whole library suite with the LuaJIT build under valgrind memcheck.
+valgrind: deps all
+	@TIKTOK_VALGRIND=1 spec/run valgrind
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok \
