@@ -167,6 +167,15 @@ local function wait_final(conn, open_id, opts, publish_id, deadline_ms)
     end
 end
 
+-- wait_final, with a FAILED post turned into an error carrying its fail_reason.
+local function wait_done(conn, open_id, opts, publish_id, deadline_ms)
+    local st, err = wait_final(conn, open_id, opts, publish_id, deadline_ms)
+    if not st then return nil, err end
+    if st.status == "FAILED" then return nil, errors.from_fail_reason(st.fail_reason, publish_id) end
+    return st
+end
+
+
 -- After a lost answer to the last chunk: has TikTok got every byte?
 function upload_finished(conn, opts, file, publish_id)
     local st = fetch_status(conn, file.open_id, opts.as, publish_id)
@@ -400,28 +409,31 @@ function _M.post(opts)
 
     if opts.wait == false or opts.detach then return result(valid, publish_id, nil, open_id) end
     local st
-    st, err = wait_final(conn, open_id, opts, publish_id, deadline)
+    st, err = wait_done(conn, open_id, opts, publish_id, deadline)
     if not st then return nil, err end
-    if st.status == "FAILED" then
-        return nil, errors.from_fail_reason(st.fail_reason, publish_id)
-    end
     return result(valid, publish_id, st, open_id)
 end
 
 local RESUME_SPEC = { connection = "table", publish_id = "string", account = "string", as = "table", wait = "boolean",
                       wait_timeout_ms = "integer", on_progress = "function" }
 
+-- The checks tiktok.resume and tiktok.status share. Returns the connection.
+local function check_publish_call(fname, opts, spec)
+    util.check_opts(fname, opts, spec, 3)
+    check_connection(fname, opts.connection)
+    if not opts.publish_id or opts.publish_id == "" or #opts.publish_id > 128 then
+        return nil, errors.new("invalid_argument", "publish_id is required (the id tiktok.post returned)")
+    end
+    return opts.connection
+end
+
 -- Finishes a post: uploads what the journal says is left (after a crash,
 -- a restart or tiktok.post{detach = true}), then waits like tiktok.post.
 -- A publish without a journal entry (pulled from a URL, or fully uploaded)
 -- is only waited for. Never inits.
 function _M.resume(opts)
-    util.check_opts("tiktok.resume", opts, RESUME_SPEC, 2)
-    check_connection("tiktok.resume", opts.connection)
-    local conn = opts.connection
-    if not opts.publish_id or opts.publish_id == "" or #opts.publish_id > 128 then
-        return nil, errors.new("invalid_argument", "publish_id is required (the id tiktok.post returned)")
-    end
+    local conn, cerr = check_publish_call("tiktok.resume", opts, RESUME_SPEC)
+    if not conn then return nil, cerr end
     local deadline = core.monotonic_ms() + (opts.wait_timeout_ms or conn.opts.wait_timeout_ms)
     local job, open_id, err
     if type(conn.store.get_upload) == "function" then
@@ -456,11 +468,8 @@ function _M.resume(opts)
         return { publish_id = opts.publish_id, open_id = open_id, status = "PROCESSING_UPLOAD", post_ids = {} }
     end
     local st
-    st, err = wait_final(conn, open_id, opts, opts.publish_id, deadline)
+    st, err = wait_done(conn, open_id, opts, opts.publish_id, deadline)
     if not st then return nil, err end
-    if st.status == "FAILED" then
-        return nil, errors.from_fail_reason(st.fail_reason, opts.publish_id)
-    end
     st.publish_id, st.open_id = opts.publish_id, open_id
     if job then st.privacy, st.caption, st.mode = job.privacy, job.caption, job.mode end
     return st
@@ -470,21 +479,14 @@ local STATUS_SPEC = { connection = "table", account = "string", publish_id = "st
                       wait = "boolean", wait_timeout_ms = "integer", on_progress = "function" }
 
 function _M.status(opts)
-    util.check_opts("tiktok.status", opts, STATUS_SPEC, 2)
-    check_connection("tiktok.status", opts.connection)
-    local conn = opts.connection
-    if not opts.publish_id or opts.publish_id == "" or #opts.publish_id > 128 then
-        return nil, errors.new("invalid_argument", "publish_id is required (the id tiktok.post returned)")
-    end
+    local conn, cerr = check_publish_call("tiktok.status", opts, STATUS_SPEC)
+    if not conn then return nil, cerr end
     local open_id, err = pick_account(conn, opts)
     if not open_id then return nil, err end
     if opts.wait then
         -- Like tiktok.post: a FAILED post is an error carrying its fail_reason.
         local deadline = core.monotonic_ms() + (opts.wait_timeout_ms or conn.opts.wait_timeout_ms)
-        local st, werr = wait_final(conn, open_id, opts, opts.publish_id, deadline)
-        if not st then return nil, werr end
-        if st.status == "FAILED" then return nil, errors.from_fail_reason(st.fail_reason, opts.publish_id) end
-        return st
+        return wait_done(conn, open_id, opts, opts.publish_id, deadline)
     end
     local st
     st, err = fetch_status(conn, open_id, opts.as, opts.publish_id)
