@@ -77,7 +77,7 @@ describe("sandbox faults", function()
     assert.equal(0, #sb:posts())                               -- nothing happened
     local e = sb:log({ endpoint = "video.init" })[1]
     assert.equal(444, e.status)
-    assert.equal(true, e.closed)
+    assert.equal("fault: closed before responding", e.closed)
     assert.equal(200, (sb:api("POST", "/v2/post/publish/video/init/", token, INIT)))
   end)
 

@@ -106,7 +106,7 @@ function M.apply(rule)
   if not rule then return nil end
   if rule.delay_ms and rule.delay_ms > 0 then ngx.sleep(rule.delay_ms / 1000) end
   if rule.close then
-    reply.note("closed", true)
+    reply.note("closed", "fault: closed before responding")
     return ngx.exit(444)
   end
   return M.response(rule)
