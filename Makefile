@@ -96,6 +96,8 @@ reliability: deps all
 	TIKTOK_CRASH_ITERATIONS=1000 TIKTOK_MATRIX_OUT=$(CURDIR)/build/reliability/matrix.json \
 	  SPEC_ONLY=spec/reliability spec/run 2>&1 | tee build/reliability/run.log | \
 	  grep -E '^(FAULT MATRIX|OUTCOMES|crash safety|concurrency)|passed, '
+	@scripts/reliability-report build/reliability/matrix.json > build/reliability/matrix.md
+	@echo "fault matrix table: build/reliability/matrix.md"
 
 # libFuzzer harnesses (clang) for every C function that reads outside data.
 # FUZZ_SECONDS per harness; the corpus grows under build/fuzz/corpus, seeded
