@@ -42,6 +42,7 @@ build = {
       ["tiktok.template"] = "lua/tiktok/template.lua",
       ["tiktok.thread"] = "lua/tiktok/thread.lua",
       ["tiktok.util"] = "lua/tiktok/util.lua",
+      ["tiktok.webhook"] = "lua/tiktok/webhook.lua",
    },
    install = { bin = { tiktok = "bin/tiktok" } },
 }

@@ -816,6 +816,30 @@ static int l_sha256_hex(lua_State *L) {
   return 1;
 }
 
+/* core.hmac_sha256_hex(key, message): RFC 2104 HMAC with SHA-256, for
+ * TikTok-Signature webhook verification. */
+static int l_hmac_sha256_hex(lua_State *L) {
+  size_t klen, mlen, i;
+  const char *key = luaL_checklstring(L, 1, &klen);
+  const char *msg = luaL_checklstring(L, 2, &mlen);
+  unsigned char k[64], pad[64], inner[32], d[32];
+  tt_sha256 c;
+  memset(k, 0, sizeof k);
+  if (klen > 64) {
+    tt_sha256_init(&c); tt_sha256_update(&c, key, klen); tt_sha256_final(&c, k);
+  } else {
+    memcpy(k, key, klen);
+  }
+  for (i = 0; i < 64; i++) pad[i] = k[i] ^ 0x36;
+  tt_sha256_init(&c); tt_sha256_update(&c, pad, 64); tt_sha256_update(&c, msg, mlen);
+  tt_sha256_final(&c, inner);
+  for (i = 0; i < 64; i++) pad[i] = k[i] ^ 0x5c;
+  tt_sha256_init(&c); tt_sha256_update(&c, pad, 64); tt_sha256_update(&c, inner, 32);
+  tt_sha256_final(&c, d);
+  push_hex(L, d, 32);
+  return 1;
+}
+
 /* core.random_hex(nbytes) -> 2*nbytes lowercase hex chars from getrandom(2) */
 static int l_random_hex(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -877,7 +901,7 @@ static const luaL_Reg funcs[] = {
   {"plan", l_plan}, {"plan_check", l_plan_check}, {"chunk_range", l_chunk_range},
   {"parse_content_range", l_parse_range}, {"pct_encode", l_pct_encode},
   {"pct_decode", l_pct_decode}, {"json_quote_bigints", l_json_bigints},
-  {"sha256_hex", l_sha256_hex}, {"random_hex", l_random_hex}, {"consteq", l_consteq},
+  {"sha256_hex", l_sha256_hex}, {"hmac_sha256_hex", l_hmac_sha256_hex}, {"random_hex", l_random_hex}, {"consteq", l_consteq},
   {"now_ms", l_now}, {"monotonic_ms", l_monotonic}, {"sleep_ms", l_sleep},
   {"getpid", l_getpid}, {NULL, NULL}};
 

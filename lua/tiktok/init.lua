@@ -9,6 +9,7 @@ local _M = {
     settings = require "tiktok.settings",
     errors = require "tiktok.errors",
     store = require "tiktok.store",
+    webhook = require "tiktok.webhook",
     core = require "tiktok.core",
     post = post.post,
     status = post.status,

@@ -107,6 +107,14 @@ describe("tiktok.core encoders", function()
                      core.sha256_hex(("a"):rep(1000000)))
     end)
 
+    it("computes HMAC-SHA256 (RFC 4231 vectors)", function()
+        assert.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+                     core.hmac_sha256_hex("Jefe", "what do ya want for nothing?"))
+        -- a key longer than the block size is hashed first (test case 6)
+        assert.equal("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+                     core.hmac_sha256_hex(("\170"):rep(131), "Test Using Larger Than Block-Size Key - Hash Key First"))
+    end)
+
     it("draws random hex from the OS and compares in constant time", function()
         local a, b = core.random_hex(16), core.random_hex(16)
         assert.matches("^%x+$", a)

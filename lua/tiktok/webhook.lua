@@ -1,0 +1,55 @@
+-- tiktok.webhook: verifies and decodes TikTok webhook deliveries
+-- (TikTok-Signature: t=<unix time>,s=<hex HMAC-SHA256(client_secret, t.."."..body)>).
+local core = require "tiktok.core"
+local util = require "tiktok.util"
+local errors = require "tiktok.errors"
+
+local type, tonumber, error = type, tonumber, error
+
+local _M = {}
+
+local VERIFY_OPTS = { client_secret = "string", tolerance_s = "integer", now = "number" }
+
+-- tiktok.webhook.verify(signature_header, raw_body, { client_secret, tolerance_s = 300, now })
+-- -> event | nil, err. `event` is the decoded body with `content` decoded
+-- too (it arrives as a JSON string); ids inside stay exact strings.
+function _M.verify(signature, body, opts)
+    if type(body) ~= "string" then error("tiktok.webhook.verify: body must be the raw request body", 2) end
+    util.check_opts("tiktok.webhook.verify", opts, VERIFY_OPTS)
+    if not opts.client_secret or opts.client_secret == "" then
+        error("tiktok.webhook.verify: client_secret is required", 2)
+    end
+    if type(signature) ~= "string" or signature == "" then
+        return nil, errors.new("invalid_argument", "the request has no TikTok-Signature header")
+    end
+    local t, s
+    for part in signature:gmatch("[^,]+") do
+        local k, v = part:match("^%s*(%w+)=(.-)%s*$")
+        if k == "t" then t = v elseif k == "s" then s = v end
+    end
+    if not t or not t:match("^%d+$") or not s or not s:match("^%x+$") then
+        return nil, errors.new("invalid_argument", "the TikTok-Signature header is not of the form t=...,s=...")
+    end
+    local want = core.hmac_sha256_hex(opts.client_secret, t .. "." .. body)
+    if not core.consteq(want, s:lower()) then
+        return nil, errors.new("forbidden", "the webhook signature does not match: it was not sent by TikTok "
+                               .. "for this app (or the body was changed)")
+    end
+    local now = opts.now or util.now()
+    local tolerance = opts.tolerance_s or 300
+    if math.abs(now - tonumber(t)) > tolerance then
+        return nil, errors.new("forbidden", "the webhook is " .. math.floor(math.abs(now - tonumber(t)))
+                               .. " s old, outside the " .. tolerance .. " s window (a replay?)")
+    end
+    local event = util.json_decode(body)
+    if not event or type(event.event) ~= "string" then
+        return nil, errors.new("bad_response", "the webhook body is not a TikTok event")
+    end
+    if type(event.content) == "string" then
+        local content = util.json_decode(event.content)
+        if content then event.content = content end
+    end
+    return event
+end
+
+return _M
