@@ -1,0 +1,105 @@
+-- A person's path through the example page, in headless Chromium (Debian's
+-- chromium, driven by playwright-core from examples/openresty/browser):
+-- sign in, Connect, Authorize on the sandbox's consent page, back to the
+-- app, fill the form, post, see PUBLISH_COMPLETE. The screenshots stay in
+-- spec/example/artifacts/.
+local sandbox = require "helpers.sandbox"
+local media = require "helpers.media"
+local cjson = require "cjson.safe"
+
+local sh = sandbox.shell_quote
+local ROOT = sandbox.root
+local RUN = ROOT .. "/examples/openresty/run"
+local BROWSER = ROOT .. "/examples/openresty/browser"
+local ARTIFACTS = ROOT .. "/spec/example/artifacts"
+local CHROMIUM = os.getenv("CHROMIUM") or "/usr/bin/chromium"
+
+local function have(cmd)
+    local _, rc = sandbox.exec("command -v " .. cmd)
+    return rc == 0
+end
+
+describe("examples/openresty in a browser", function()
+    local dir, sb, env
+
+    lazy_setup(function()
+        if not io.open(CHROMIUM, "rb") then return end
+        dir = (sandbox.exec("mktemp -d /tmp/tiktok-example-browser.XXXXXX"):gsub("%s+$", ""))
+        sb = sandbox.start({ dir = dir })
+        sb:configure({ delays = { processing_ms = 50, moderation_ms = 50 },
+                       rate_limits = { ["video.init"] = 100, ["creator_info"] = 100, ["status.fetch"] = 100 } })
+        media.mp4(sb.env.TIKTOK_MEDIA_DIR, { seconds = 2 })
+        local out, rc = sandbox.exec(sh(RUN) .. " start --dir " .. sh(dir))
+        assert(rc == 0, "examples/openresty/run start failed:\n" .. out)
+        env = sandbox.read_env(dir .. "/env")
+    end)
+
+    lazy_teardown(function()
+        if env then sandbox.exec(sh(RUN) .. " stop --dir " .. sh(dir)) end
+        if sb then sb:stop() end
+        if dir then sandbox.exec("rm -rf " .. sh(dir)) end
+    end)
+
+    it("connects on the consent page, posts from the form and shows PUBLISH_COMPLETE", function()
+        if not io.open(CHROMIUM, "rb") then
+            pending("chromium is not installed (apt-get install -y chromium); the browser test did not run")
+            return
+        end
+        assert(have("node"), "node is not installed (the browser test needs node >= 18)")
+        assert(io.open(BROWSER .. "/node_modules/playwright-core/package.json", "rb"),
+               "playwright-core is not installed: run  npm ci --prefix examples/openresty/browser")
+        sandbox.exec("rm -f " .. sh(ARTIFACTS) .. "/example-*.png")
+        local cmd = table.concat({
+            "cd " .. sh(BROWSER) .. " &&",
+            "APP_URL=" .. sh(env.APP_URL),
+            "VIDEO_URL_TEMPLATE=" .. sh(env.TIKTOK_MEDIA_BASE .. "{{clip}}.mp4"),
+            "VIDEO_CLIP=clip-2s",
+            "APP_USER=alice",
+            "CHROMIUM=" .. sh(CHROMIUM),
+            "SCREENSHOT_DIR=" .. sh(ARTIFACTS),
+            "timeout 150 node test.mjs",
+        }, " ")
+        local out, rc = sandbox.exec(cmd)
+        local result
+        for line in out:gmatch("[^\n]+") do
+            local v = cjson.decode(line)
+            if type(v) == "table" and v.ok ~= nil then result = v end
+        end
+        assert(result, "the browser test printed no result (exit " .. tostring(rc) .. "):\n" .. out)
+        assert(result.ok, "the browser test failed (see spec/example/artifacts/example-failure.png): "
+               .. tostring(result.error) .. "\nat " .. tostring(result.url) .. "\npassed: "
+               .. table.concat(result.checks or {}, "; "))
+        assert.equal(0, rc)
+        assert.is_true(#result.checks >= 15, cjson.encode(result.checks))
+
+        -- What the browser did is what TikTok (the sandbox) received.
+        local p = sb:post(result.publish_id)
+        assert.equal("PUBLISH_COMPLETE", p.status)
+        assert.equal("PULL_FROM_URL", p.source)
+        assert.equal(env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4", p.source_info.video_url)
+        assert.equal("Spring drop from the browser #lua", p.post_info.title)
+        assert.equal("SELF_ONLY", p.post_info.privacy_level)
+        assert.is_false(p.post_info.disable_comment)
+        assert.is_true(p.post_info.disable_duet)
+        assert.is_true(p.post_info.disable_stitch)
+        assert.is_false(p.post_info.brand_content_toggle)
+        assert.is_false(p.post_info.brand_organic_toggle)
+        local user = sb:admin("GET", "/users/" .. sb.env.TIKTOK_SANDBOX_USER)
+        assert.equal(user.display_name, result.nickname)
+
+        -- The account is stored for the user who signed in on the page.
+        local status, _, body = sandbox.http("GET", env.APP_URL .. "/tiktok/accounts",
+                                             { headers = { ["X-User"] = "alice" } })
+        assert.equal(200, status)
+        local accounts = cjson.decode(body).accounts
+        assert.equal(1, #accounts)
+        assert.equal("alice", accounts[1].owner)
+
+        for _, name in ipairs({ "example-form.png", "example-disclosure.png", "example-posted.png" }) do
+            local f = assert(io.open(ARTIFACTS .. "/" .. name, "rb"), name .. " was not written")
+            local head = f:read(8)
+            f:close()
+            assert.equal("\137PNG\r\n\26\n", head, name .. " is not a PNG")
+        end
+    end)
+end)
