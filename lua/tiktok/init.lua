@@ -15,6 +15,7 @@ local _M = {
     status = post.status,
     resume = post.resume,
     parse_callback = connection.parse_callback,
+    warm_threads = require("tiktok.openresty").warm_threads,
 }
 
 -- tiktok.connect{...} -> connection | nil, err (see connection.DEFAULTS)

@@ -152,5 +152,33 @@ function _M.call(conn, kind, name, a, b)
     return r1, r2
 end
 
-_M._mt = setmetatable
+-- lua-nginx-module creates a worker-thread Lua VM the first time it needs
+-- one and runs the task module's `require` in it on the event loop (about
+-- 4-20 ms for the whole library): paid during traffic, that shows as
+-- latency spikes. warm_threads (from init_worker_by_lua*) pays it once at
+-- start-up: `vms` concurrent no-op tasks, spread over `pools`.
+function _M.warm_threads(opts)
+    opts = opts or {}
+    local ngx = ngx_api()
+    if not ngx then return nil, "tiktok.warm_threads runs inside nginx only" end
+    local pools = opts.pools or { "tiktok" }
+    local vms = opts.vms or 16
+    local function warm(premature)
+        if premature then return end
+        local threads = {}
+        for i = 1, vms do
+            threads[i] = ngx.thread.spawn(function()
+                return ngx.run_worker_thread(pools[(i - 1) % #pools + 1], "tiktok.thread", "ping")
+            end)
+        end
+        local ready, last = 0, nil
+        for i = 1, #threads do
+            local _, ok, err = ngx.thread.wait(threads[i])
+            if ok then ready = ready + 1 else last = err end
+        end
+        if opts.on_done then opts.on_done(ready, last) end
+    end
+    return ngx.timer.at(0, warm)
+end
+
 return _M

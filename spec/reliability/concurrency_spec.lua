@@ -88,7 +88,9 @@ for k, v in pairs(counts) do io.write(k, "=", v, "\n") end
         end
         local errs = ""
         for i = 1, PROCS do errs = errs .. (sandbox.read_file(dir .. "/err" .. i) or "") end
-        assert.equal(PROCS * OPS, total_ok, "failed operations: " .. errs:sub(1, 2000))
+        local summary = ""
+        for k, v in pairs(failures) do summary = summary .. k .. "=" .. v .. " " end
+        assert.equal(PROCS * OPS, total_ok, "failed operations (" .. summary .. "): " .. errs:sub(1, 2000))
         local refreshes = tt.count(sb, "oauth.token") - before
         -- at most one refresh per account per expiry window (+1 for the window in progress)
         local windows = math.ceil((elapsed + 1) / TTL) + 1

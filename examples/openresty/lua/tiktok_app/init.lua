@@ -89,29 +89,15 @@ end
 -- uploads. Here it is paid once, at start-up, before traffic arrives.
 local VM_POOL_SIZE = 16          -- lua_worker_thread_vm_pool_size in nginx.conf
 
-local function warm(premature)
-    if premature then return end
-    local started = ngx.now()
-    local threads = {}
-    for i = 1, VM_POOL_SIZE do
-        -- All calls are in flight at once, so each takes a VM of its own.
-        threads[i] = ngx.thread.spawn(function()
-            return ngx.run_worker_thread(i % 2 == 1 and "tiktok" or "tiktok_upload", "tiktok_app.warm", "noop")
-        end)
-    end
-    local ok_count, last_err = 0, nil
-    for i = 1, #threads do
-        local _, ok, err = ngx.thread.wait(threads[i])
-        if ok then ok_count = ok_count + 1 else last_err = err end
-    end
-    ngx.update_time()
-    ngx.log(ok_count == VM_POOL_SIZE and ngx.NOTICE or ngx.WARN, "tiktok example: ", ok_count, " of ",
-            VM_POOL_SIZE, " worker-thread VMs ready in ", math.floor((ngx.now() - started) * 1000), " ms",
-            last_err and (" (" .. tostring(last_err) .. ")") or "")
-end
-
 function _M.init_worker()
-    local ok, err = ngx.timer.at(0, warm)
+    local started = ngx.now()
+    local ok, err = tiktok.warm_threads({ pools = { "tiktok", "tiktok_upload" }, vms = VM_POOL_SIZE,
+        on_done = function(ready, last_err)
+            ngx.update_time()
+            ngx.log(ready == VM_POOL_SIZE and ngx.NOTICE or ngx.WARN, "tiktok example: ", ready, " of ",
+                    VM_POOL_SIZE, " worker-thread VMs ready in ", math.floor((ngx.now() - started) * 1000), " ms",
+                    last_err and (" (" .. tostring(last_err) .. ")") or "")
+        end })
     if not ok then ngx.log(ngx.WARN, "tiktok example: cannot warm the worker threads: ", err) end
 end
 
