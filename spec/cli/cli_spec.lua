@@ -236,7 +236,7 @@ describe("tiktok (command line)", function()
             local dir = TMP .. "/cfgdir"
             os.execute("mkdir -p " .. q(dir))
             local path = dir .. "/app.env"
-            write(path, "# my app\n\nexport TIKTOK_CLIENT_KEY='k'\\''ey'\nTIKTOK_CLIENT_SECRET=\"sec ret\"\n"
+            write(path, "# my app\n\nexport TIKTOK_CLIENT_KEY='k'\\''ey'\nTIKTOK_CLIENT_SECRET=\"sec#ret\"\n"
                         .. "TIKTOK_REDIRECT_URI = https://app.example/cb   # registered\n"
                         .. "TIKTOK_STORE=store/accounts.json\r\nTIKTOK_OTHER_THING=ignored\n")
             local r = run({ "--json", "--config", path, "accounts" })
@@ -805,9 +805,10 @@ describe("tiktok (command line)", function()
 
             it("Ctrl-C while waiting: exit 130, naming the post that may still be published", function()
                 connect()
-                sb:configure({ delays = { processing_ms = 5000 } })
+                sb:configure({ delays = { processing_ms = 20000 } })
+                -- SIGINT a few seconds in: long after init even on a loaded machine
                 local r = tk({ "post", "--file", clip, "--privacy", "SELF_ONLY" },
-                             { prefix = "timeout --preserve-status -s INT 1.5" })
+                             { prefix = "timeout --preserve-status -s INT 4" })
                 assert.equal(130, r.code, r.err)
                 local publish_id = r.out:match("init: publish_id (%S+)")
                 assert.is_string(publish_id)
