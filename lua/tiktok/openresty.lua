@@ -13,7 +13,7 @@
 -- requests that only wait on a worker thread.
 local errors = require "tiktok.errors"
 
-local type, pairs, error, tostring, rawget, setmetatable = type, pairs, error, tostring, rawget, setmetatable
+local type, pairs, error, tostring, rawget = type, pairs, error, tostring, rawget
 local getmetatable = getmetatable
 
 local _M = { in_thread = false }
