@@ -465,7 +465,11 @@ function _M.resume(opts)
         if not open_id then return nil, with_publish(err, opts.publish_id) end
     end
     if opts.wait == false then
-        return { publish_id = opts.publish_id, open_id = open_id, status = "PROCESSING_UPLOAD", post_ids = {} }
+        local st
+        st, err = fetch_status(conn, open_id, opts.as, opts.publish_id)
+        if not st then return nil, with_publish(err, opts.publish_id) end
+        st.publish_id, st.open_id = opts.publish_id, open_id
+        return st
     end
     local st
     st, err = wait_done(conn, open_id, opts, opts.publish_id, deadline)

@@ -9,6 +9,7 @@
 --                              across every process sharing the store
 -- and, to journal uploads in flight (tiktok.post{detach}, tiktok.resume):
 --   store:get_upload(publish_id) / store:put_upload(job) / store:delete_upload(publish_id)
+--   store:list_uploads() -> array of jobs (uploads to resume after a restart)
 -- Records hold the tokens; they never leave the library (accounts handed to
 -- callers are copies without tokens).
 local core = require "tiktok.core"
@@ -27,6 +28,13 @@ local function sorted(map)
     local list = {}
     for _, rec in pairs(map) do list[#list + 1] = util.copy(rec) end
     sort(list, function(a, b) return a.open_id < b.open_id end)
+    return list
+end
+
+local function sorted_jobs(map)
+    local list = {}
+    for _, job in pairs(map) do list[#list + 1] = util.copy(job) end
+    sort(list, function(a, b) return a.publish_id < b.publish_id end)
     return list
 end
 
@@ -75,6 +83,10 @@ end
 function memory:delete_upload(id)
     self._uploads[id] = nil
     return true
+end
+
+function memory:list_uploads()
+    return sorted_jobs(self._uploads)
 end
 
 -- -------------------------------------------------------------- file store
@@ -182,6 +194,12 @@ end
 
 function file:delete_upload(id)
     return self:_update(function(doc) doc.uploads[id] = nil end)
+end
+
+function file:list_uploads()
+    local doc, err = self:_doc()
+    if not doc then return nil, err end
+    return sorted_jobs(doc.uploads)
 end
 
 function file:locked(fn)

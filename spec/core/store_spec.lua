@@ -34,6 +34,18 @@ describe("tiktok.store.file", function()
         assert.is_nil(listed[1].refresh_token)
     end)
 
+    it("journals uploads beside the accounts and lists them", function()
+        local st = tiktok.store.file({ path = dir .. "/jobs.json" })
+        assert(st:put({ open_id = "a", refresh_token = "r" }))
+        assert(st:put_upload({ publish_id = "v_pub_file~2", next = 1 }))
+        assert(st:put_upload({ publish_id = "v_pub_file~1", next = 0 }))
+        local jobs = assert(st:list_uploads())
+        assert.same({ "v_pub_file~1", "v_pub_file~2" }, { jobs[1].publish_id, jobs[2].publish_id })
+        assert(st:delete_upload("v_pub_file~1"))
+        assert.equal(1, #st:list_uploads())
+        assert.equal(1, #st:list())
+    end)
+
     it("refuses to overwrite a file that is not a store", function()
         local path = dir .. "/notastore.json"
         local f = io.open(path, "wb"); f:write("hello"); f:close()
