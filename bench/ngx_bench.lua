@@ -1,0 +1,81 @@
+-- Handlers of bench/nginx.conf.in (bench item 4).
+-- luacheck: globals ngx
+local cjson = require "cjson"
+
+local _M = {}
+local conn
+
+local function reply(status, t)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say(cjson.encode(t))
+end
+
+-- tiktok.post from the handler, as an app would call it: the library sends
+-- the whole post (creator_info, init, chunk PUTs) through a worker thread.
+function _M.library()
+    local lib = require "bench.lib"
+    local tiktok = require "tiktok"
+    conn = conn or lib.connect("https")
+    local file = ngx.var.arg_file and ngx.unescape_uri(ngx.var.arg_file)
+    local res, err = tiktok.post({ connection = conn, video_file = file, privacy = "SELF_ONLY", wait = false })
+    if not res then return reply(500, { error = tostring(err) }) end
+    return reply(200, { publish_id = res.publish_id, status = res.status })
+end
+
+-- The blocking baseline: the C core's chunk PUTs called right here, on the
+-- event loop, for an upload URL the driver got from an init.
+function _M.direct()
+    local core = require "tiktok.core"
+    local lib = require "bench.lib"
+    local file = ngx.unescape_uri(ngx.var.arg_file)
+    local url = ngx.unescape_uri(ngx.var.arg_url)
+    local st = assert(core.stat(file))
+    local chunk, count = core.plan(st.size)
+    local ca = lib.env.TIKTOK_CA_FILE
+    local s = core.session({ ca_file = ca ~= "" and ca or nil })
+    for i = 0, count - 1 do
+        local off, len = core.chunk_range(st.size, chunk, count, i)
+        local res, kind, msg = s:upload({ url = url, path = file, offset = off, length = len, total = st.size,
+                                          content_type = "video/mp4" })
+        if not res or (res.status ~= 206 and res.status ~= 201) then
+            s:close()
+            return reply(500, { error = res and ("HTTP " .. res.status) or (kind .. ": " .. tostring(msg)) })
+        end
+    end
+    s:close()
+    return reply(200, { chunks = count })
+end
+
+-- How long the event loop is held when N tasks start at once and each
+-- needs a new worker-thread Lua VM (the first calls after nginx starts):
+-- nginx makes the VM and require()s the task's module in it right there,
+-- before it queues the task. Each call is made from its own light thread,
+-- so all N are posted before the loop runs again (each holds its VM), and a
+-- timer armed first fires only once the loop is free again. The tasks
+-- themselves do next to nothing (tiktok.thread.call without arguments
+-- fails at once), so the threads do not compete for the CPU meanwhile.
+function _M.firstcalls()
+    local ffi = require "ffi"
+    pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } bench_ts;"
+                    .. "int clock_gettime(int clk, bench_ts *ts);")
+    local ts = ffi.new("bench_ts")
+    local function now()
+        ffi.C.clock_gettime(1, ts)
+        return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+    end
+    local mod, fn, n = ngx.var.arg_mod, ngx.var.arg_fn, tonumber(ngx.var.arg_n) or 4
+    local fired
+    local t0 = now()
+    ngx.timer.at(0, function() fired = now() end)
+    local threads = {}
+    for i = 1, n do
+        threads[i] = ngx.thread.spawn(function() return ngx.run_worker_thread("tiktok", mod, fn) end)
+    end
+    local posted = now()
+    for i = 1, n do ngx.thread.wait(threads[i]) end
+    while not fired do ngx.sleep(0.001) end
+    return reply(200, { blocked_ms = fired - t0, posting_ms = posted - t0, n = n })
+end
+
+return _M
