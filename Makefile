@@ -66,6 +66,10 @@ install: all
 	for v in 5.4 5.1; do for f in lua/tiktok/*.lua; do \
 	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$$v/tiktok/; done; done
 
+# Benchmarks side by side with curl; writes BENCHMARKS.md (not part of make test).
+bench: deps all
+	@bench/run
+
 # The README's main job: the whole journey through bin/tiktok against the sandbox.
 demo: deps all
 	@scripts/demo

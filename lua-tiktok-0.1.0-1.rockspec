@@ -41,6 +41,7 @@ build = {
       ["tiktok.store"] = "lua/tiktok/store.lua",
       ["tiktok.template"] = "lua/tiktok/template.lua",
       ["tiktok.thread"] = "lua/tiktok/thread.lua",
+      ["tiktok.thread_impl"] = "lua/tiktok/thread_impl.lua",
       ["tiktok.util"] = "lua/tiktok/util.lua",
       ["tiktok.webhook"] = "lua/tiktok/webhook.lua",
    },

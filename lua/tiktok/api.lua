@@ -28,8 +28,14 @@ local function remember(ctx, ...)
     for i = 1, select("#", ...) do
         local s = select(i, ...)
         if type(s) == "string" and s ~= "" then
-            list[#list + 1] = s
-            if #list > MAX_SECRETS then table.remove(list, 2) end
+            local seen = false
+            for j = #list, 1, -1 do
+                if list[j] == s then seen = true; break end
+            end
+            if not seen then
+                list[#list + 1] = s
+                if #list > MAX_SECRETS then table.remove(list, 2) end
+            end
         end
     end
 end

@@ -768,6 +768,11 @@ function _M.from_api(http_status, body, endpoint, secrets)
                            endpoint)
     end
 
+    -- The common case first: success needs no cleaning of TikTok's text.
+    if e.code == "ok" and ok2xx then
+        return nil
+    end
+
     local log_id = clean_log_id(e.log_id, secrets)
         or clean_log_id(e.logid, secrets)
         or clean_log_id(body.log_id, secrets)

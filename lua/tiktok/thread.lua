@@ -1,66 +1,17 @@
--- tiktok.thread: the worker-thread side of tiktok.openresty. It runs in the
--- Lua VMs of nginx's thread pool (one task at a time per VM, VMs reused), so
--- connections are cached per VM and keep their HTTP connections alive.
-local openresty = require "tiktok.openresty"
-openresty.in_thread = true
-
-local tiktok = require "tiktok"
-local connection = require "tiktok.connection"
-local post = require "tiktok.post"
-
-local pcall, pairs, type, tostring, getmetatable = pcall, pairs, type, tostring, getmetatable
-
+-- tiktok.thread: the module nginx names for lua-tiktok's worker-thread tasks.
+-- lua-nginx-module 0.10.23 `require`s the task's module on the event loop the
+-- first time a thread VM is used, so this stub is tiny; the library itself
+-- (tiktok.thread_impl) is loaded inside the thread, off the event loop.
 local _M = {}
-local conns = {}
-local logs
 
-local function get_conn(cfg)
-    local conn = conns[cfg.key]
-    if conn then return conn end
-    local opts = {}
-    for k, v in pairs(cfg.opts) do opts[k] = v end
-    opts.store = tiktok.store.file(cfg.store)
-    if cfg.log then
-        opts.log = function(level, msg) if logs then logs[#logs + 1] = { level, msg } end end
-    end
-    local err
-    conn, err = connection._direct_new(opts)
-    if not conn then return nil, err end
-    conns[cfg.key] = conn
-    return conn
+function _M.call(...)
+    return require("tiktok.thread_impl").call(...)
 end
 
--- An error object loses its metatable on the way back: send its fields.
-local function plain_err(e)
-    if type(e) ~= "table" or getmetatable(e) == nil then return e end
-    local out = {}
-    for k, v in pairs(e) do
-        if type(v) ~= "function" then out[k] = v end
-    end
-    return out
-end
-
--- A no-op task: loading this module is the work (tiktok.warm_threads).
+-- A no-op task for tiktok.warm_threads: it loads the library in the VM.
 function _M.ping()
+    require "tiktok.thread_impl"
     return true
-end
-
--- Returns status ("ok" or "raise"), result, error, log lines.
-function _M.call(cfg, kind, name, a, b)
-    logs = {}
-    local conn, cerr = get_conn(cfg)
-    if not conn then return "ok", nil, plain_err(cerr), logs end
-    local ok, r1, r2 = pcall(function()
-        if kind == "conn" then
-            return connection._direct[name](conn, a, b)
-        end
-        a.connection = conn
-        return post._direct[name](a)
-    end)
-    local l = logs
-    logs = nil
-    if not ok then return "raise", tostring(r1), nil, l end
-    return "ok", r1, plain_err(r2), l
 end
 
 return _M
