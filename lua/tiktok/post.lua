@@ -274,6 +274,14 @@ local function upload(conn, opts, publish_id, upload_url, file)
     return done
 end
 
+-- Records in the journal that chunks before `index` have arrived.
+local function journal_progress(store, job)
+    return function(index)
+        job.next = index
+        store:put_upload(job)
+    end
+end
+
 -- The upload journal: what tiktok.resume needs to finish an upload that a
 -- crash, a restart or tiktok.post{detach = true} left behind.
 function journal_start(conn, publish_id, open_id, upload_url, file, req)
@@ -285,10 +293,7 @@ function journal_start(conn, publish_id, open_id, upload_url, file, req)
                   caption = req.caption, created_at = math.floor(util.now()) }
     local ok = store:put_upload(job)
     if not ok then return nil end
-    file.journal = function(index)
-        job.next = index
-        store:put_upload(job)
-    end
+    file.journal = journal_progress(store, job)
     return job
 end
 
@@ -453,10 +458,7 @@ function _M.resume(opts)
         end
         local file = { path = job.path, size = job.size, chunk_size = job.chunk_size, count = job.count,
                        content_type = job.content_type, next = job.next, open_id = open_id }
-        file.journal = function(index)
-            job.next = index
-            conn.store:put_upload(job)
-        end
+        file.journal = journal_progress(conn.store, job)
         local ok, uerr = upload(conn, opts, job.publish_id, job.upload_url, file)
         if not ok then return nil, uerr end
         journal_done(conn, job.publish_id)

@@ -539,15 +539,20 @@ local function find_post(ctx, body)
   return post
 end
 
-function M.status_fetch()
+-- status/fetch and cancel: POST, a token with either scope, {"publish_id"}
+-- naming a post of this token. Returns the post, or nil and the answer.
+local function publish_id_request(endpoint)
   local bad = method_is("POST")
-  if bad then return bad end
-  local ctx, res = authed("status.fetch", { "video.upload", "video.publish" })
-  if not ctx then return res end
+  if bad then return nil, bad end
+  local ctx, res = authed(endpoint, { "video.upload", "video.publish" })
+  if not ctx then return nil, res end
   local body, err = json_body(false)
-  if not body then return invalid(err) end
-  local post
-  post, res = find_post(ctx, body)
+  if not body then return nil, invalid(err) end
+  return find_post(ctx, body)
+end
+
+function M.status_fetch()
+  local post, res = publish_id_request("status.fetch")
   if not post then return res end
   local ids = json.array()
   if post.public then
@@ -561,14 +566,7 @@ function M.status_fetch()
 end
 
 function M.cancel()
-  local bad = method_is("POST")
-  if bad then return bad end
-  local ctx, res = authed("cancel", { "video.upload", "video.publish" })
-  if not ctx then return res end
-  local body, err = json_body(false)
-  if not body then return invalid(err) end
-  local post
-  post, res = find_post(ctx, body)
+  local post, res = publish_id_request("cancel")
   if not post then return res end
   local ok, why = posts.cancel(post)
   if not ok then return reply.api_error(400, "publish_not_cancellable", why) end

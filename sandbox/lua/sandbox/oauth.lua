@@ -331,14 +331,22 @@ local function grant_refresh(app, p)
   return token_headers(reply.json(200, tokens.issue(grant, rt)))
 end
 
-function M.token()
+-- token and revoke: a form POST authenticated by client_key/client_secret.
+-- Returns the app and the form, or nil and the answer.
+local function client_request()
   if ngx.req.get_method() ~= "POST" then
-    return reply.oauth_error(405, "invalid_request", "Use POST.")
+    return nil, reply.oauth_error(405, "invalid_request", "Use POST.")
   end
   local p, err = form_args()
-  if not p then return reply.oauth_error(400, "invalid_request", err) end
+  if not p then return nil, reply.oauth_error(400, "invalid_request", err) end
   local app, res = client_auth(p)
-  if not app then return res end
+  if not app then return nil, res end
+  return app, p
+end
+
+function M.token()
+  local app, p = client_request()
+  if not app then return p end
   local gt = p.grant_type
   if not gt or gt == "" then return reply.oauth_error(400, "invalid_request", "Grant type is missed in request.") end
   if gt == "authorization_code" then return grant_code(app, p) end
@@ -348,13 +356,8 @@ function M.token()
 end
 
 function M.revoke()
-  if ngx.req.get_method() ~= "POST" then
-    return reply.oauth_error(405, "invalid_request", "Use POST.")
-  end
-  local p, err = form_args()
-  if not p then return reply.oauth_error(400, "invalid_request", err) end
-  local app, res = client_auth(p)
-  if not app then return res end
+  local app, p = client_request()
+  if not app then return p end
   local tok = p.token
   if not tok or tok == "" then return reply.oauth_error(400, "invalid_request", "Token is missed in request.") end
   local rec = state.access_tokens[tok]
