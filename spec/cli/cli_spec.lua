@@ -47,10 +47,22 @@ local function run(args, opts)
     local argv = { opts.direct and q(BIN) or (LUA .. " " .. q(BIN)) }
     for _, a in ipairs(args) do argv[#argv + 1] = q(a) end
     local cmd = "env -i " .. table.concat(env, " ") .. " " .. table.concat(argv, " ")
-    if opts.prefix then cmd = opts.prefix .. " " .. cmd end
     if opts.tty then cmd = "script -qefc " .. q(cmd) .. " /dev/null" end
     local out, err = TMP .. "/stdout", TMP .. "/stderr"
-    local p = io.popen(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null; echo $?")
+    cmd = cmd .. " >" .. out .. " 2>" .. err .. " </dev/null"
+    if opts.interrupt_on then
+        -- One SIGINT, as a terminal's Ctrl-C delivers, once stdout shows
+        -- opts.interrupt_on (a fixed string). `set -m` keeps the background
+        -- job from inheriting an ignored SIGINT. (timeout(1) would signal the
+        -- child twice, directly and through its process group; the second
+        -- one can land after the interpreter's handler reset to the default
+        -- and kill it before it says anything.)
+        cmd = "set -m; " .. cmd .. " & pid=$!; n=0; "
+              .. "until grep -qF " .. q(opts.interrupt_on) .. " " .. out .. " 2>/dev/null "
+              .. "|| [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; "
+              .. "kill -INT $pid; wait $pid"
+    end
+    local p = io.popen(cmd .. "; echo $?")
     local code = tonumber(p:read("*a"))
     p:close()
     local r = { code = code, out = read(out) or "", err = read(err) or "" }
@@ -301,7 +313,7 @@ describe("tiktok (command line)", function()
             for _, a in ipairs(args) do full[#full + 1] = a end
             local env = { TIKTOK_STORE = store }
             for k, v in pairs(opts.env or {}) do env[k] = v end
-            return run(full, { env = env, tty = opts.tty, prefix = opts.prefix })
+            return run(full, { env = env, tty = opts.tty, interrupt_on = opts.interrupt_on })
         end
 
         local function stored_tokens()
@@ -806,9 +818,9 @@ describe("tiktok (command line)", function()
             it("Ctrl-C while waiting: exit 130, naming the post that may still be published", function()
                 connect()
                 sb:configure({ delays = { processing_ms = 20000 } })
-                -- SIGINT a few seconds in: long after init even on a loaded machine
+                -- Ctrl-C once init has printed the publish_id, while it waits
                 local r = tk({ "post", "--file", clip, "--privacy", "SELF_ONLY" },
-                             { prefix = "timeout --preserve-status -s INT 4" })
+                             { interrupt_on = "init: publish_id " })
                 assert.equal(130, r.code, r.err)
                 local publish_id = r.out:match("init: publish_id (%S+)")
                 assert.is_string(publish_id)
