@@ -345,18 +345,12 @@ describe("tiktok (command line)", function()
             return #sb:log({ endpoint = endpoint })
         end
 
-        lazy_setup(function()
-            sb = sandbox.start()
+        sandbox.use(function(s, d)
+            sb, dir = s, d
             secrets[#secrets + 1] = sb.env.TIKTOK_CLIENT_SECRET
-            dir = media.tmpdir()
             clip = media.mp4(dir, { seconds = 2 })
-        end)
-        lazy_teardown(function()
-            if sb then sb:stop() end
-            if dir then os.execute("rm -rf " .. q(dir)) end
-        end)
+        end, { tmpdir = true })
         before_each(function()
-            sb:reset()
             sb:configure(FAST)
             sb:admin("PATCH", "/users/" .. sb.env.TIKTOK_SANDBOX_USER, { daily_post_cap = 1000 })
             n_store = n_store + 1

@@ -52,17 +52,14 @@ describe("generated bad calls", function()
     local sb, dir, conn, clip
     local count = { raised = 0, ["nil, err"] = 0 }
 
-    lazy_setup(function()
-        sb = sandbox.start()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         sb:configure({ rate_limits = { creator_info = 100000, ["video.init"] = 100000 } })
-        dir = media.tmpdir()
         clip = media.mp4(dir, { seconds = 2 })
         conn = tt.connect(sb)
         tt.account(conn)
-    end)
+    end, { tmpdir = true, reset = false })
     lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
         io.write(("\nbad calls: %d raised, %d returned nil, err, 0 crashed\n"):format(count.raised, count["nil, err"]))
     end)
 

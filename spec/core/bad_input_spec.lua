@@ -70,19 +70,13 @@ end)
 describe("tiktok.post and tiktok.status with bad input", function()
     local sb, dir, conn, clip
 
-    lazy_setup(function()
-        sb = sandbox.start()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         sb:configure({ rate_limits = { creator_info = 1000 } })
-        dir = media.tmpdir()
         clip = media.mp4(dir, { seconds = 2 })
         conn = tt.connect(sb)
         tt.account(conn)
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
-
+    end, { tmpdir = true, reset = false })
     -- Options are built when the test runs (conn and clip exist only then).
     local function p(over)
         return function()

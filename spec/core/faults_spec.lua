@@ -13,18 +13,12 @@ local FAST = {
 describe("faults during tiktok.post", function()
     local sb, dir, conn, store, acc, clip, two
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         clip = media.mp4(dir, { seconds = 2 })
         two = media.mp4(dir, { seconds = 2, size = 12000000 })   -- two chunks of 6,000,000 with chunk_size 6e6
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
+    end, { tmpdir = true })
     before_each(function()
-        sb:reset()
         sb:configure(FAST)
         store = tiktok.store.memory()
         conn = tt.connect(sb, { store = store, chunk_size = 6000000, low_speed_ms = 2000 })

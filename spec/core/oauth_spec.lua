@@ -6,9 +6,7 @@ local tiktok = require "tiktok"
 describe("OAuth against the sandbox", function()
     local sb
 
-    lazy_setup(function() sb = sandbox.start() end)
-    lazy_teardown(function() if sb then sb:stop() end end)
-    before_each(function() sb:reset() end)
+    sandbox.use(function(s) sb = s end)
 
     it("builds an authorize URL the sandbox accepts, with hex S256 PKCE", function()
         local conn = tt.connect(sb)

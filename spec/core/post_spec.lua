@@ -13,17 +13,11 @@ local FAST = {
 describe("tiktok.post", function()
     local sb, dir, conn, acc, clip
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         clip = media.mp4(dir, { seconds = 2 })
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
+    end, { tmpdir = true })
     before_each(function()
-        sb:reset()
         sb:configure(FAST)
         conn = tt.connect(sb)
         acc = tt.account(conn)

@@ -9,18 +9,12 @@ local tiktok = require "tiktok"
 describe("no secret in errors or logs", function()
     local sb, dir, clip
 
-    lazy_setup(function()
-        sb = sandbox.start()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         sb:configure({ rate_limits = { ["video.init"] = 1000, creator_info = 1000, ["status.fetch"] = 1000 },
                        delays = { processing_ms = 20 } })
-        dir = media.tmpdir()
         clip = media.mp4(dir, { seconds = 2 })
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
-
+    end, { tmpdir = true, reset = false })
     it("finds none of them anywhere", function()
         local lines, texts = {}, {}
         local store = tiktok.store.memory()

@@ -9,18 +9,12 @@ local tiktok = require "tiktok"
 describe("security", function()
     local sb, dir, clip, conn
 
-    lazy_setup(function()
-        sb = sandbox.start()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         sb:configure({ rate_limits = { ["video.init"] = 1000, creator_info = 1000 } })
-        dir = media.tmpdir()
         clip = media.mp4(dir, { seconds = 2 })
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
+    end, { tmpdir = true })
     before_each(function()
-        sb:reset()
         sb:configure({ rate_limits = { ["video.init"] = 1000, creator_info = 1000 } })
         conn = tt.connect(sb)
         tt.account(conn)

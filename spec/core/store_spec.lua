@@ -1,7 +1,6 @@
 -- The file store (mode 0600, atomic, shared by processes) and access control.
 local sandbox = require "helpers.sandbox"
 local tt = require "helpers.tt"
-local media = require "helpers.media"
 local tiktok = require "tiktok"
 local cjson = require "cjson"
 
@@ -11,15 +10,9 @@ local INTERP = (os.getenv("TIKTOK_CHILD_PREFIX") or "") .. " " .. (jit and "luaj
 describe("tiktok.store.file", function()
     local sb, dir
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
-    before_each(function() sb:reset() end)
+    sandbox.use(function(s, d)
+        sb, dir = s, d
+    end, { tmpdir = true })
 
     it("creates the store (and its folder) with mode 0600 and never holds tokens in accounts", function()
         local path = dir .. "/sub/accounts.json"
@@ -112,9 +105,7 @@ end)
 describe("access control", function()
     local sb
 
-    lazy_setup(function() sb = sandbox.start() end)
-    lazy_teardown(function() if sb then sb:stop() end end)
-    before_each(function() sb:reset() end)
+    sandbox.use(function(s) sb = s end)
 
     it("only_me accounts are visible and usable by their owner only", function()
         local conn = tt.connect(sb)

@@ -7,15 +7,9 @@ local tiktok = require "tiktok"
 describe("tiktok.webhook.verify", function()
     local sb, dir
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
-
+    sandbox.use(function(s, d)
+        sb, dir = s, d
+    end, { tmpdir = true, reset = false })
     it("verifies and decodes the sandbox's signed post.publish deliveries", function()
         sb:admin("PATCH", "/apps/" .. sb.env.TIKTOK_CLIENT_KEY, { webhook_url = sb.env.TIKTOK_WEBHOOK_SINK })
         sb:configure({ delays = { processing_ms = 20, moderation_ms = 20 } })

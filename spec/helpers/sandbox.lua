@@ -216,6 +216,33 @@ function M.start(opts)
   return setmetatable({ dir = dir, env = env, owns_dir = owns, keep = opts.keep }, SB)
 end
 
+--- For a describe() block: one sandbox, started before its first test and
+-- stopped after its last, and reset before each test (then configured with
+-- opts.config when given). opts.tmpdir adds a scratch folder, removed after;
+-- opts.reset = false skips the per-test reset. `bind(sb, dir)` receives them
+-- once started. Setup, teardown and before_each blocks that the spec adds
+-- after this call run after these.
+function M.use(bind, opts)
+  opts = opts or {}
+  local busted = require "busted"
+  local sb, dir
+  busted.lazy_setup(function()
+    sb = M.start(opts.start)
+    if opts.tmpdir then dir = (exec("mktemp -d /tmp/tiktok-spec.XXXXXX"):gsub("%s+$", "")) end
+    bind(sb, dir)
+  end)
+  busted.lazy_teardown(function()
+    if sb then sb:stop() end
+    if dir then exec("rm -rf " .. sh(dir)) end
+  end)
+  if opts.reset ~= false then
+    busted.before_each(function()
+      sb:reset()
+      if opts.config then sb:configure(opts.config) end
+    end)
+  end
+end
+
 function SB:stop()
   local out, rc = exec(sh(M.run) .. " stop --dir " .. sh(self.dir))
   if self.owns_dir and not self.keep and not os.getenv("TIKTOK_SANDBOX_KEEP") then

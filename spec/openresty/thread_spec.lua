@@ -13,10 +13,9 @@ describe("tiktok inside nginx (lua-nginx-module worker threads)", function()
         return status, cjson.decode(body) or body, body
     end
 
-    lazy_setup(function()
-        sb = sandbox.start()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         sb:configure({ delays = { processing_ms = 50 }, rate_limits = { ["video.init"] = 100 } })
-        dir = media.tmpdir()
         clip = media.mp4(dir, { seconds = 2 })
         ng = nginx.start({
             env = { TIKTOK_ENV_FILE = sb.dir .. "/env", TIKTOK_STORE = dir .. "/store.json" },
@@ -34,11 +33,9 @@ describe("tiktok inside nginx (lua-nginx-module worker threads)", function()
             ]],
         })
         -- shared dict for timer results
-    end)
+    end, { tmpdir = true, reset = false })
     lazy_teardown(function()
         if ng then ng:stop() end
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
     end)
 
     it("connects, lists accounts and reads creator_info from a content handler", function()

@@ -2,16 +2,14 @@
 -- store: an expired token is refreshed exactly once.
 local sandbox = require "helpers.sandbox"
 local nginx = require "helpers.nginx"
-local media = require "helpers.media"
 local tiktok = require "tiktok"
 local tt = require "helpers.tt"
 
 describe("the file store across nginx workers", function()
     local sb, ng, dir
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         ng = nginx.start({
             workers = 2,
             env = { TIKTOK_ENV_FILE = sb.dir .. "/env", TIKTOK_STORE = dir .. "/store.json" },
@@ -25,11 +23,9 @@ describe("the file store across nginx workers", function()
               }
             ]],
         })
-    end)
+    end, { tmpdir = true, reset = false })
     lazy_teardown(function()
         if ng then ng:stop() end
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
     end)
 
     it("refreshes an expired token once for 16 concurrent requests on 2 workers", function()

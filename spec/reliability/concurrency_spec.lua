@@ -16,15 +16,9 @@ local TTL = 2
 describe("concurrency through one file store", function()
     local sb, dir
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
-    end)
-    lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
-    end)
-
+    sandbox.use(function(s, d)
+        sb, dir = s, d
+    end, { tmpdir = true, reset = false })
     it(PROCS .. " processes x " .. OPS .. " operations", function()
         sb:configure({ tokens = { access_ttl_sec = TTL },
                        delays = { processing_ms = 10, moderation_ms = 10 },

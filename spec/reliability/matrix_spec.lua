@@ -46,18 +46,15 @@ describe("fault matrix", function()
     local sb, dir, file, url
     local tally, rows = {}, {}
 
-    lazy_setup(function()
-        sb = sandbox.start()
-        dir = media.tmpdir()
+    sandbox.use(function(s, d)
+        sb, dir = s, d
         file = media.mp4(dir, { seconds = 2, size = 18000000 })       -- 3 chunks of 6,000,000
         local clip = media.mp4(dir, { seconds = 2 })
         os.execute("cp '" .. clip .. "' '" .. sb.env.TIKTOK_MEDIA_DIR .. "/m.mp4'")
         url = sb.env.TIKTOK_MEDIA_BASE .. "m.mp4"
-    end)
+    end, { tmpdir = true, reset = false })
 
     lazy_teardown(function()
-        if sb then sb:stop() end
-        os.execute("rm -rf '" .. dir .. "'")
         local counts = {}
         for _, r in ipairs(rows) do counts[r.outcome] = (counts[r.outcome] or 0) + 1 end
         io.write("\n\nFAULT MATRIX (", #rows, " cells)\n")

@@ -4,17 +4,8 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox control API", function()
   local sb, env
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
+  sandbox.use(function(s)
+    sb, env = s, s.env
   end)
 
   it("describes itself and answers health checks", function()

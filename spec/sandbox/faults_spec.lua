@@ -5,16 +5,11 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox faults", function()
   local sb, token
 
-  lazy_setup(function()
-    sb = sandbox.start()
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
+  sandbox.use(function(s)
+    sb = s
   end)
 
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["video.init"] = 1000 } })
     token = sb:login({}).access_token
   end)

@@ -4,17 +4,11 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox inbox video init and photo init", function()
   local sb, env, token
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
+  sandbox.use(function(s)
+    sb, env = s, s.env
   end)
 
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["inbox.init"] = 10000, ["content.init"] = 10000 }, caps = { pending_shares = 1000 } })
     token = sb:login({}).access_token
   end)

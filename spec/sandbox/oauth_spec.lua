@@ -5,19 +5,10 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox Login Kit", function()
   local sb, env, AUTH, API
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
+  sandbox.use(function(s)
+    sb, env = s, s.env
     AUTH = env.TIKTOK_AUTH_BASE .. "/v2/auth/authorize/"
     API = env.TIKTOK_API_BASE
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
-  before_each(function()
-    sb:reset()
   end)
 
   local function authorize_url(params)

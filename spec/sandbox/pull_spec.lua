@@ -5,9 +5,8 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox PULL_FROM_URL", function()
   local sb, env, token, media, port
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
+  sandbox.use(function(s)
+    sb, env = s, s.env
     media = env.TIKTOK_MEDIA_DIR
     port = env.TIKTOK_MEDIA_BASE:match(":(%d+)/")
     sandbox.make_video(media .. "/clip.mp4", { seconds = 2 })
@@ -19,12 +18,7 @@ describe("sandbox PULL_FROM_URL", function()
     sandbox.make_image(media .. "/big.jpg", "1920x1440")
   end)
 
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["video.init"] = 10000, ["inbox.init"] = 10000, ["content.init"] = 10000, ["status.fetch"] = 10000 },
       delays = { processing_ms = 50, moderation_ms = 50 } })
     token = sb:login({}).access_token

@@ -41,14 +41,9 @@ end
 describe("sandbox/run", function()
   local sb, env
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
+  sandbox.use(function(s)
+    sb, env = s, s.env
+  end, { reset = false })
 
   it("writes a shell-sourceable env file with every documented key", function()
     for _, k in ipairs({ "TIKTOK_API_BASE", "TIKTOK_AUTH_BASE", "TIKTOK_API_BASE_PLAIN", "TIKTOK_CA_FILE",

@@ -4,18 +4,12 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox status fetch and cancel", function()
   local sb, env, token
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
+  sandbox.use(function(s)
+    sb, env = s, s.env
     sandbox.make_video(env.TIKTOK_MEDIA_DIR .. "/clip.mp4", { seconds = 2 })
   end)
 
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["video.init"] = 10000, ["status.fetch"] = 10000 },
       delays = { processing_ms = 50, moderation_ms = 50 } })
     token = sb:login({}).access_token

@@ -25,10 +25,8 @@ describe("sandbox upload", function()
     return dst
   end
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
-    tmp = sh("mktemp -d"):gsub("%s+$", "")
+  sandbox.use(function(s, d)
+    sb, env, tmp = s, s.env, d
     small = sandbox.make_video(tmp .. "/small.mp4", { seconds = 2 })
     padded = pad_mp4(small, tmp .. "/padded.mp4", 12 * 1024 * 1024 + 12345)
     mov = sandbox.make_video(tmp .. "/clip.mov", { seconds = 1 })
@@ -37,15 +35,9 @@ describe("sandbox upload", function()
     tiny_frame = sandbox.make_video(tmp .. "/tiny.mp4", { seconds = 1, size = "200x200" })
     faststart = sandbox.make_video(tmp .. "/fast.mp4", { seconds = 3, faststart = true })
     long_video = sandbox.make_video(tmp .. "/long.mp4", { seconds = 4, size = "360x640", fps = 24 })
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
-    if tmp then sandbox.exec("rm -rf " .. sandbox.shell_quote(tmp)) end
-  end)
+  end, { tmpdir = true })
 
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["video.init"] = 10000, ["status.fetch"] = 10000 },
       delays = { processing_ms = 50, moderation_ms = 50 } })
     token = sb:login({}).access_token

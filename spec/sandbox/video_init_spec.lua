@@ -6,17 +6,11 @@ describe("sandbox Direct Post video init", function()
   local sb, env, token
   local PATH = "/v2/post/publish/video/init/"
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
-  end)
-
-  lazy_teardown(function()
-    if sb then sb:stop() end
+  sandbox.use(function(s)
+    sb, env = s, s.env
   end)
 
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["video.init"] = 10000 } })
     token = sb:login({}).access_token
   end)

@@ -5,18 +5,12 @@ local sandbox = require "spec.helpers.sandbox"
 describe("sandbox webhooks", function()
   local sb, env, token, tok
 
-  lazy_setup(function()
-    sb = sandbox.start()
-    env = sb.env
+  sandbox.use(function(s)
+    sb, env = s, s.env
     sandbox.make_video(env.TIKTOK_MEDIA_DIR .. "/clip.mp4", { seconds = 1 })
   end)
 
-  lazy_teardown(function()
-    if sb then sb:stop() end
-  end)
-
   before_each(function()
-    sb:reset()
     sb:configure({ rate_limits = { ["video.init"] = 1000, ["status.fetch"] = 1000 },
       delays = { processing_ms = 20, moderation_ms = 20 }, webhooks = { retry_base_ms = 50 } })
     local _, st = sb:admin("PATCH", "/apps/default", { webhook_url = env.TIKTOK_WEBHOOK_SINK })
