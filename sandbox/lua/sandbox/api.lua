@@ -92,6 +92,20 @@ local function method_is(m)
   end
 end
 
+-- The prelude of every Content Posting endpoint: POST, an access token
+-- with one of `any_scopes` within its rate limit, and a JSON object body
+-- (with `allow_empty`, an empty body too). Returns ctx and the body, or nil
+-- and the answer to send.
+local function post_request(endpoint, any_scopes, allow_empty)
+  local bad = method_is("POST")
+  if bad then return nil, bad end
+  local ctx, res = authed(endpoint, any_scopes)
+  if not ctx then return nil, res end
+  local body, err = json_body(allow_empty)
+  if not body then return nil, invalid(err) end
+  return ctx, body
+end
+
 local function opt_bool(t, k, where)
   local v = t[k]
   if v ~= nil and v ~= json.null and type(v) ~= "boolean" then
@@ -316,12 +330,8 @@ function M.user_info()
 end
 
 function M.creator_info()
-  local bad = method_is("POST")
-  if bad then return bad end
-  local ctx, res = authed("creator_info", { "video.publish" })
+  local ctx, res = post_request("creator_info", { "video.publish" }, true)
   if not ctx then return res end
-  local _, err = json_body(true)
-  if err then return invalid(err) end
   local u = ctx.user
   local data = {
     creator_avatar_url = state.boot_config().media_origin .. "/avatars/" .. u.username .. "~c5_168x168.jpeg",
@@ -360,12 +370,8 @@ local function check_privacy(ctx, privacy)
 end
 
 function M.video_init()
-  local bad = method_is("POST")
-  if bad then return bad end
-  local ctx, res = authed("video.init", { "video.publish" })
-  if not ctx then return res end
-  local body, err = json_body(false)
-  if not body then return invalid(err) end
+  local ctx, body = post_request("video.init", { "video.publish" })
+  if not ctx then return body end
   local pi = body.post_info
   if not is_object(pi) then return invalid("post_info is required and must be an object") end
   for _, k in ipairs({ "disable_duet", "disable_comment", "disable_stitch", "brand_content_toggle",
@@ -375,8 +381,7 @@ function M.video_init()
   end
   local e = opt_text(pi, "title", "post_info", 2200)
   if e then return invalid(e) end
-  local src
-  src, err = video_source(body.source_info)
+  local src, err = video_source(body.source_info)
   if not src then return invalid(err) end
   local code = direct_block(ctx, true)
   if code then return block(code) end
@@ -408,14 +413,9 @@ function M.video_init()
 end
 
 function M.inbox_init()
-  local bad = method_is("POST")
-  if bad then return bad end
-  local ctx, res = authed("inbox.init", { "video.upload" })
-  if not ctx then return res end
-  local body, err = json_body(false)
-  if not body then return invalid(err) end
-  local src
-  src, err = video_source(body.source_info)
+  local ctx, body = post_request("inbox.init", { "video.upload" })
+  if not ctx then return body end
+  local src, err = video_source(body.source_info)
   if not src then return invalid(err) end
   if ctx.user.banned then return block("spam_risk_user_banned_from_posting") end
   if pending_shares(ctx.user) >= state.config.caps.pending_shares then
@@ -443,12 +443,8 @@ local function version_at_least(v, want)
 end
 
 function M.content_init()
-  local bad = method_is("POST")
-  if bad then return bad end
-  local ctx, res = authed("content.init", { "video.publish", "video.upload" })
-  if not ctx then return res end
-  local body, err = json_body(false)
-  if not body then return invalid(err) end
+  local ctx, body = post_request("content.init", { "video.publish", "video.upload" })
+  if not ctx then return body end
   if body.media_type ~= "PHOTO" then return invalid("media_type must be PHOTO") end
   local mode = body.post_mode
   if mode ~= "DIRECT_POST" and mode ~= "MEDIA_UPLOAD" then
@@ -542,12 +538,8 @@ end
 -- status/fetch and cancel: POST, a token with either scope, {"publish_id"}
 -- naming a post of this token. Returns the post, or nil and the answer.
 local function publish_id_request(endpoint)
-  local bad = method_is("POST")
-  if bad then return nil, bad end
-  local ctx, res = authed(endpoint, { "video.upload", "video.publish" })
-  if not ctx then return nil, res end
-  local body, err = json_body(false)
-  if not body then return nil, invalid(err) end
+  local ctx, body = post_request(endpoint, { "video.upload", "video.publish" })
+  if not ctx then return nil, body end
   return find_post(ctx, body)
 end
 
