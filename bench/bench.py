@@ -173,6 +173,7 @@ def machine():
 
 
 def cpu_ticks():
+    """Every process now: pid -> (name, CPU ticks used, ppid, nice)."""
     out = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -183,7 +184,7 @@ def cpu_ticks():
             continue
         name = st[st.index("(") + 1:st.rindex(")")]
         f = st[st.rindex(")") + 2:].split()
-        out[int(pid)] = (name, int(f[11]) + int(f[12]), int(f[16]))
+        out[int(pid)] = (name, int(f[11]) + int(f[12]), int(f[1]), int(f[16]))
     return out
 
 
@@ -217,30 +218,16 @@ class Interference:
                 ours.add(pid)
         return ours
 
-    def _sample(self):
-        out = {}
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                st = open(f"/proc/{pid}/stat").read()
-            except OSError:
-                continue
-            name = st[st.index("(") + 1:st.rindex(")")]
-            f = st[st.rindex(")") + 2:].split()
-            out[int(pid)] = (name, int(f[11]) + int(f[12]), int(f[1]))
-        return out
-
     def _run(self):
         hz = os.sysconf("SC_CLK_TCK")
-        prev, t_prev = self._sample(), time.monotonic()
+        prev, t_prev = cpu_ticks(), time.monotonic()
         while not self._stop.wait(0.5):
-            cur, t = self._sample(), time.monotonic()
+            cur, t = cpu_ticks(), time.monotonic()
             ours = self._ours(cur)
             item = self.item
             if item:
                 self.wall[item] = self.wall.get(item, 0) + (t - t_prev)
-                for pid, (name, ticks, _) in cur.items():
+                for pid, (name, ticks, _, _) in cur.items():
                     if pid in ours or pid not in prev or prev[pid][0] != name:
                         continue
                     d = (ticks - prev[pid][1]) / hz
@@ -272,7 +259,7 @@ def busy_processes(seconds=1.0):
     b = cpu_ticks()
     hz = os.sysconf("SC_CLK_TCK")
     busy = []
-    for pid, (name, t, nice) in b.items():
+    for pid, (name, t, _, nice) in b.items():
         if pid in a and pid != os.getpid():
             pct = (t - a[pid][1]) / hz / seconds * 100
             if pct >= 10:
