@@ -349,9 +349,8 @@ describe("tiktok (command line)", function()
             sb, dir = s, d
             secrets[#secrets + 1] = sb.env.TIKTOK_CLIENT_SECRET
             clip = media.mp4(dir, { seconds = 2 })
-        end, { tmpdir = true })
+        end, { tmpdir = true, config = FAST })
         before_each(function()
-            sb:configure(FAST)
             sb:admin("PATCH", "/users/" .. sb.env.TIKTOK_SANDBOX_USER, { daily_post_cap = 1000 })
             n_store = n_store + 1
             store = TMP .. "/store-" .. n_store .. "/accounts.json"

@@ -17,9 +17,8 @@ describe("faults during tiktok.post", function()
         sb, dir = s, d
         clip = media.mp4(dir, { seconds = 2 })
         two = media.mp4(dir, { seconds = 2, size = 12000000 })   -- two chunks of 6,000,000 with chunk_size 6e6
-    end, { tmpdir = true })
+    end, { tmpdir = true, config = FAST })
     before_each(function()
-        sb:configure(FAST)
         store = tiktok.store.memory()
         conn = tt.connect(sb, { store = store, chunk_size = 6000000, low_speed_ms = 2000 })
         acc = tt.account(conn)

@@ -11,11 +11,9 @@ describe("security", function()
 
     sandbox.use(function(s, d)
         sb, dir = s, d
-        sb:configure({ rate_limits = { ["video.init"] = 1000, creator_info = 1000 } })
         clip = media.mp4(dir, { seconds = 2 })
-    end, { tmpdir = true })
+    end, { tmpdir = true, config = { rate_limits = { ["video.init"] = 1000, creator_info = 1000 } } })
     before_each(function()
-        sb:configure({ rate_limits = { ["video.init"] = 1000, creator_info = 1000 } })
         conn = tt.connect(sb)
         tt.account(conn)
     end)
