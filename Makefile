@@ -13,8 +13,9 @@ LUA54_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null || echo -I/usr
 LUAJIT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 PREFIX       ?= /usr/local
 DESTDIR      ?=
-SRC          := src/core.c src/plan.c src/encode.c src/sha256.c src/probe.c
-HDR          := src/tt.h src/compat.h
+SRC          := src/core.c src/session.c src/files.c src/crypto.c src/media.c src/util.c \
+                src/plan.c src/encode.c src/sha256.c src/probe.c
+HDR          := src/tt.h src/core.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
 .PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability valgrind

@@ -26,7 +26,8 @@ build = {
    type = "builtin",
    modules = {
       ["tiktok.core"] = {
-         sources = { "src/core.c", "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c" },
+         sources = { "src/core.c", "src/session.c", "src/files.c", "src/crypto.c", "src/media.c", "src/util.c",
+                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },

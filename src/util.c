@@ -1,0 +1,100 @@
+/* util.c: what every area shares (clocks, sleeping, the errno failure),
+ * the clock functions of the module, the percent codec and the JSON
+ * big-integer guard (encode.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "tt.h"
+
+double tt_mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void tt_sleep_ms(long ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000; ts.tv_nsec = (ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+int tt_errno_fail(lua_State *L, const char *what, int e) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(e));
+  lua_pushstring(L, e == ENOENT ? "ENOENT" : e == EISDIR ? "EISDIR" : e == EACCES ? "EACCES" : "EIO");
+  return 3;
+}
+
+static int l_pct_encode(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int form = lua_toboolean(L, 2);
+  luaL_Buffer b;
+  char *out;
+  size_t n;
+  luaL_argcheck(L, len < (size_t)1 << 28, 1, "string too long");
+  out = lua_newuserdata(L, 3 * len + 1);    /* Lua-owned scratch */
+  n = tt_pct_encode(s, len, out, form);
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, out, n);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_pct_decode(lua_State *L) {
+  size_t len, n;
+  const char *s = luaL_checklstring(L, 1, &len);
+  int form = lua_toboolean(L, 2);
+  char *out = lua_newuserdata(L, len + 1);
+  n = tt_pct_decode(s, len, out, form);
+  if (n == (size_t)-1) { lua_pushnil(L); lua_pushliteral(L, "malformed percent-encoding"); return 2; }
+  lua_pushlstring(L, out, n);
+  return 1;
+}
+
+/* core.json_quote_bigints(text) -> text with integers over 15 digits quoted */
+static int l_json_bigints(lua_State *L) {
+  size_t len, n;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char *out;
+  luaL_argcheck(L, len < (size_t)1 << 30, 1, "string too long");
+  out = lua_newuserdata(L, len + 2 * (len / 16 + 1) + 1);
+  n = tt_json_quote_bigints(s, len, out);
+  if (n == (size_t)-1) { lua_pushnil(L); lua_pushliteral(L, "malformed JSON text"); return 2; }
+  lua_pushlstring(L, out, n);
+  return 1;
+}
+
+static int l_now(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1000.0 + (lua_Number)(ts.tv_nsec / 1000000));
+  return 1;
+}
+
+static int l_monotonic(lua_State *L) {
+  lua_pushnumber(L, tt_mono() * 1000.0);
+  return 1;
+}
+
+static int l_sleep(lua_State *L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  if (ms > 0) tt_sleep_ms((long)ms);
+  return 0;
+}
+
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+static const luaL_Reg util_funcs[] = {
+  {"pct_encode", l_pct_encode}, {"pct_decode", l_pct_decode}, {"json_quote_bigints", l_json_bigints},
+  {"now_ms", l_now}, {"monotonic_ms", l_monotonic}, {"sleep_ms", l_sleep}, {"getpid", l_getpid},
+  {NULL, NULL}};
+
+void tt_open_util(lua_State *L) { luaL_setfuncs(L, util_funcs, 0); }
