@@ -8,6 +8,7 @@
 local util = require "tiktok.util"
 local errors = require "tiktok.errors"
 local core = require "tiktok.core"
+local fields = require "tiktok.fields"
 
 local type, tostring, tonumber, concat, floor, select = type, tostring, tonumber, table.concat, math.floor, select
 
@@ -188,53 +189,33 @@ function _M.creator_info(ctx, token)
     }
 end
 
--- Builds the init request for a normalized request (tiktok.settings) from
--- one schema, so no mode can drop or add a field by accident.
--- `upload` = { size, chunk_size, count } for FILE_UPLOAD.
+-- Builds the init request for a normalized request (tiktok.settings): the
+-- post's own fields come from the one field schema (tiktok.fields), so no
+-- mode can drop or add a field by accident; this adds the source and the
+-- endpoint. `upload` = { size, chunk_size, count } for FILE_UPLOAD.
+local INIT_PATHS = {
+    video = { direct = "/v2/post/publish/video/init/", inbox = "/v2/post/publish/inbox/video/init/" },
+    photo = { direct = "/v2/post/publish/content/init/", inbox = "/v2/post/publish/content/init/" },
+}
+
 function _M.init_request(req, upload)
-    local source_info = { source = req.source }
+    local body = fields.body(req)
+    local source_info = body.source_info or {}
+    body.source_info = source_info
+    source_info.source = req.source
     if req.source == "FILE_UPLOAD" then
         source_info.video_size = upload.size
         source_info.chunk_size = upload.chunk_size
         source_info.total_chunk_count = upload.count
     elseif req.kind == "video" then
         source_info.video_url = req.video_url
-    end
-    if req.kind == "photo" then
+    else
         source_info.photo_images = req.photo_urls
-        source_info.photo_cover_index = req.photo_cover_index or 0
-        local post_info = { title = req.title, description = req.caption }
-        local body = { media_type = "PHOTO", source_info = source_info, post_info = post_info }
-        if req.mode == "inbox" then
-            body.post_mode = "MEDIA_UPLOAD"
-        else
-            body.post_mode = "DIRECT_POST"
-            post_info.privacy_level = req.privacy
-            post_info.disable_comment = not req.comments
-            post_info.auto_add_music = req.auto_add_music
-            post_info.brand_content_toggle = req.brand_third_party
-            post_info.brand_organic_toggle = req.brand_own
-            body.is_aigc = req.ai_generated
-        end
-        return "/v2/post/publish/content/init/", body
+        body.media_type = "PHOTO"
+        body.post_mode = req.mode == "inbox" and "MEDIA_UPLOAD" or "DIRECT_POST"
+        body.post_info = body.post_info or {}
     end
-    if req.mode == "inbox" then
-        return "/v2/post/publish/inbox/video/init/", { source_info = source_info }
-    end
-    return "/v2/post/publish/video/init/", {
-        source_info = source_info,
-        post_info = {
-            title = req.caption,
-            privacy_level = req.privacy,
-            disable_comment = not req.comments,
-            disable_duet = not req.duets,
-            disable_stitch = not req.stitches,
-            video_cover_timestamp_ms = req.cover_ms,
-            brand_content_toggle = req.brand_third_party,
-            brand_organic_toggle = req.brand_own,
-            is_aigc = req.ai_generated,
-        },
-    }
+    return INIT_PATHS[req.kind][req.mode], body
 end
 
 function _M.init(ctx, token, req, upload)

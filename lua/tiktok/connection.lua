@@ -133,7 +133,10 @@ end
 
 local AUTH_OPTS = { state = "string", disable_auto_auth = "boolean", pkce = "boolean" }
 
--- Returns url, state, code_verifier (the verifier only with pkce = true).
+-- Returns url, state, code_verifier. PKCE is on by default: TikTok's web
+-- authorize refuses a request without a hex SHA-256 code_challenge (§15.1,
+-- §15.2); keep the verifier next to the state and give it to exchange.
+-- pkce = false only for an app TikTok still lets in without it.
 function _M:authorize_url(opts)
     opts = util.check_opts("conn:authorize_url", opts or {}, AUTH_OPTS)
     local state = opts.state
@@ -150,7 +153,7 @@ function _M:authorize_url(opts)
     }
     if opts.disable_auto_auth then fields[#fields + 1] = { "disable_auto_auth", 1 } end
     local verifier
-    if opts.pkce then
+    if opts.pkce ~= false then
         verifier = core.random_hex(32)   -- 64 unreserved characters
         fields[#fields + 1] = { "code_challenge", core.sha256_hex(verifier) }
         fields[#fields + 1] = { "code_challenge_method", "S256" }
@@ -293,6 +296,32 @@ function _M:account(open_id, opts)
     local rec, err = self:_record(open_id, opts.as)
     if not rec then return nil, err end
     return public_account(rec)
+end
+
+local PICK_OPTS = { as = "table" }
+
+--- conn:pick_account(open_id, { as }) -> open_id | nil, err
+-- The account to act on: the one named (when the caller may use it), or
+-- the only one visible to `as`. With none: not_found; with several:
+-- invalid_argument, their open_ids in err.choices.
+function _M:pick_account(open_id, opts)
+    opts = util.check_opts("conn:pick_account", opts or {}, PICK_OPTS)
+    check_as("conn:pick_account", opts.as)
+    if open_id ~= nil then
+        local acc, err = self:account(open_id, { as = opts.as })
+        if not acc then return nil, err end
+        return acc.open_id
+    end
+    local list, err = self:accounts({ as = opts.as })
+    if not list then return nil, err end
+    if #list == 1 then return list[1].open_id end
+    if #list == 0 then
+        return nil, errors.new("not_found", "no TikTok account is connected for you yet; connect one first")
+    end
+    local ids = {}
+    for i, a in ipairs(list) do ids[i] = a.open_id end
+    return nil, errors.new("invalid_argument", #list .. " TikTok accounts are connected for you; say which "
+                           .. "one to use (account = open_id)", { choices = ids })
 end
 
 -- Returns a usable access token for the account, refreshing it (once

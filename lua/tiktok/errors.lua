@@ -41,100 +41,100 @@ local codes = {
     access_denied = {
         message = "the TikTok user (or TikTok) refused the authorization; "
             .. "ask the user to connect again and approve the requested permissions",
-        retryable = false,
+        class = "refused",
     },
     invalid_client = {
         message = "TikTok rejected the app credentials; check client_key and "
             .. "client_secret against the TikTok developer portal (and that they "
             .. "belong to the same app or sandbox)",
-        retryable = false,
+        class = "refused",
     },
     invalid_grant = {
         message = "the authorization code or refresh token is invalid, expired or "
             .. "revoked (or redirect_uri differs from the one used to authorize); "
             .. "reconnect the account",
-        retryable = false,
+        class = "reconnect",
         reauth = true,
     },
     invalid_request = {
         message = "TikTok rejected the OAuth request as malformed; check that "
             .. "redirect_uri matches the registered one exactly and that the code "
             .. "and code_verifier come from the same authorization",
-        retryable = false,
+        class = "invalid",
     },
     invalid_scope = {
         message = "a requested scope is unknown or not enabled for this app; "
             .. "request only scopes the app is approved for in the TikTok "
             .. "developer portal",
-        retryable = false,
+        class = "invalid",
     },
     unauthorized_client = {
         message = "this app may not use this authorization method; check the "
             .. "app's Login Kit products and platforms in the TikTok developer portal",
-        retryable = false,
+        class = "refused",
     },
     unsupported_grant_type = {
         message = "TikTok does not support this grant type; this is a bug in "
             .. "lua-tiktok, please report it with the log_id",
-        retryable = false,
+        class = "invalid",
     },
     unsupported_response_type = {
         message = "TikTok does not support this response type; this is a bug in "
             .. "lua-tiktok, please report it with the log_id",
-        retryable = false,
+        class = "invalid",
     },
     server_error = {
         message = "TikTok's authorization server failed; retry in a moment",
-        retryable = true,
+        class = "transient",
     },
     temporarily_unavailable = {
         message = "TikTok's authorization server is temporarily unavailable; "
             .. "retry later",
-        retryable = true,
+        class = "transient",
     },
 
     -- Global v2 API codes (section 8.2)
     access_token_invalid = {
         message = "the access token is invalid or expired; refresh it (lua-tiktok "
             .. "does this by itself) and reconnect the account if refreshing fails",
-        retryable = false,
+        class = "reconnect",
     },
     internal_error = {
         message = "TikTok had an internal error; retry later",
-        retryable = true,
+        class = "transient",
     },
     invalid_file_upload = {
         message = "the uploaded file does not meet TikTok's media rules (MP4, WebM "
             .. "or MOV; H.264, H.265, VP8 or VP9; 23 to 60 fps; 360 to 4096 px per "
             .. "side; at most 4 GB); convert the file and post again",
-        retryable = false,
+        class = "invalid",
     },
     invalid_params = {
         message = "TikTok rejected a request field as invalid; TikTok's own text "
             .. "(err.detail) names it",
-        retryable = false,
+        class = "invalid",
     },
     invalid_param = {
         message = "TikTok rejected a request field as invalid; TikTok's own text "
             .. "(err.detail) names it",
-        retryable = false,
+        class = "invalid",
     },
     rate_limit_exceeded = {
         message = "too many requests to TikTok for this account in the last "
             .. "minute; wait a minute and retry",
-        retryable = true,
+        class = "throttled",
         retry_after = 60,
     },
     scope_not_authorized = {
         message = "the account did not grant the permission (scope) this call "
             .. "needs; reconnect the account and grant the scope",
-        retryable = false,
+        class = "reconnect",
         reauth = true,
     },
     scope_permission_missed = {
         message = "some requested fields need scopes the account did not grant; "
             .. "reconnect the account with those scopes or ask for fewer fields",
-        retryable = false,
+        class = "reconnect",
     },
 
     -- Content Posting codes (section 8.3)
@@ -142,65 +142,65 @@ local codes = {
         message = "this TikTok account has reached its daily limit of posts made "
             .. "through apps (about 15 in 24 hours, shared by all apps); try again "
             .. "in 24 hours or post from the TikTok app",
-        retryable = false,
+        class = "capped",
         retry_after = DAY,
     },
     spam_risk_user_banned_from_posting = {
         message = "TikTok has banned this account from posting; the creator must "
             .. "resolve it with TikTok, do not retry",
-        retryable = false,
+        class = "refused",
     },
     spam_risk_too_many_pending_share = {
         message = "this account already has 5 inbox uploads waiting within 24 "
             .. "hours; the creator must post or delete them in the TikTok app, or "
             .. "wait 24 hours, before uploading more",
-        retryable = false,
+        class = "capped",
         retry_after = DAY,
     },
     reached_active_user_cap = {
         message = "this app has reached TikTok's daily limit of active posting "
             .. "users (5 for an app that has not passed the audit); try again in "
             .. "24 hours or ask TikTok for a higher quota",
-        retryable = false,
+        class = "capped",
         retry_after = DAY,
     },
     unaudited_client_can_only_post_to_private_accounts = {
         message = "this app has not passed TikTok's audit: the TikTok ACCOUNT must "
             .. "be set to private and privacy must be SELF_ONLY until the app "
             .. "passes TikTok's audit",
-        retryable = false,
+        class = "invalid",
     },
     url_ownership_unverified = {
         message = "TikTok pulls media only from URLs the app owns: verify the "
             .. "domain or URL prefix in the TikTok developer portal (Manage URL "
             .. "properties), or post the file with video_file",
-        retryable = false,
+        class = "invalid",
     },
     privacy_level_option_mismatch = {
         message = "the privacy level is missing or not one TikTok offers this "
             .. "account; query creator info and choose one of its "
             .. "privacy_level_options",
-        retryable = false,
+        class = "invalid",
     },
     app_version_check_failed = {
         message = "the creator's TikTok app is too old for inbox photo uploads "
             .. "(version 31.8 or later is needed); ask the creator to update it",
-        retryable = false,
+        class = "invalid",
     },
     token_not_authorized_for_specified_publish_id = {
         message = "this publish_id belongs to another account or app; use the "
             .. "account that created the post",
-        retryable = false,
+        class = "refused",
     },
     publish_not_cancellable = {
         message = "the post can no longer be cancelled: TikTok has already "
             .. "downloaded it or it is in a final state",
-        retryable = false,
+        class = "invalid",
     },
     invalid_publish_id = {
         message = "TikTok does not know this publish_id; check that it is copied "
             .. "exactly (as a string) and belongs to this account",
-        retryable = false,
+        class = "invalid",
     },
 
     -- fail_reason values of a FAILED post (section 8.4); the two spam_risk
@@ -208,169 +208,225 @@ local codes = {
     file_format_check_failed = {
         message = "TikTok could not accept the media format; use MP4 (H.264) "
             .. "video, or JPEG or WebP photos, and post again",
-        retryable = false,
+        class = "invalid",
     },
     duration_check_failed = {
         message = "TikTok rejected the video's duration; keep it within the "
             .. "creator's max_video_post_duration_sec (10 minutes at most) and "
             .. "post again",
-        retryable = false,
+        class = "invalid",
     },
     frame_rate_check_failed = {
         message = "TikTok rejected the video's frame rate; use 23 to 60 frames "
             .. "per second and post again",
-        retryable = false,
+        class = "invalid",
     },
     picture_size_check_failed = {
         message = "TikTok rejected the picture size; videos need 360 to 4096 px "
             .. "per side and photos at most 1080p (one bad photo fails the whole "
             .. "post)",
-        retryable = false,
+        class = "invalid",
     },
     internal = {
         message = "TikTok failed while processing the post (a temporary server "
             .. "problem); post again later",
-        retryable = true,
+        class = "transient",
     },
     video_pull_failed = {
         message = "TikTok could not download the video: check that the URL is "
             .. "public, does not redirect and is fast enough to finish within an "
             .. "hour, then post again",
-        retryable = true,
+        class = "transient",
     },
     photo_pull_failed = {
         message = "TikTok could not download a photo: check that every URL is "
             .. "public, does not redirect and is fast enough to finish within an "
             .. "hour, then post again",
-        retryable = true,
+        class = "transient",
     },
     publish_cancelled = {
         message = "the post was cancelled before TikTok finished downloading it",
-        retryable = false,
+        class = "refused",
     },
     auth_removed = {
         message = "the creator removed this app's access while the post was "
             .. "processing; reconnect the account before posting again",
-        retryable = false,
+        class = "reconnect",
         reauth = true,
     },
     spam_risk_text = {
         message = "TikTok judged the caption text as risky or spam; change the "
             .. "caption (fewer hashtags, mentions or links) before posting again",
-        retryable = false,
+        class = "invalid",
     },
     spam_risk = {
         message = "TikTok judged the post as risky; do not retry it as it is",
-        retryable = false,
+        class = "invalid",
     },
 
     -- Local codes
     invalid_settings = {
         message = "the post settings break one or more rules; err.problems lists "
             .. "what to change",
-        retryable = false,
+        class = "invalid",
     },
     invalid_argument = {
         message = "an argument has a value that cannot be used; fix it and call "
             .. "again",
-        retryable = false,
+        class = "usage",
     },
     missing_variable = {
         message = "the template uses variables that were not given; add them to "
             .. "vars",
-        retryable = false,
+        class = "usage",
     },
     invalid_template = {
         message = "the template has a malformed {{...}} tag; a tag holds a name "
             .. "made of letters, digits and _ with dots between parts",
-        retryable = false,
+        class = "usage",
     },
     state_mismatch = {
         message = "the OAuth state sent back by TikTok does not match the one this "
             .. "app sent (a stale, replayed or forged callback); start connecting "
             .. "the account again",
-        retryable = false,
+        class = "usage",
     },
     forbidden = {
         message = "this account is not visible to the acting user or workspace; "
             .. "use an account you own or one shared with your workspace",
-        retryable = false,
+        class = "refused",
     },
     not_found = {
         message = "no such account is stored; connect the account first",
-        retryable = false,
+        class = "missing",
     },
     reauthorize = {
         message = "the account's authorization has expired or been revoked; "
             .. "reconnect the account",
-        retryable = false,
+        class = "reconnect",
         reauth = true,
     },
     timeout = {
         message = "the request to TikTok timed out; check the network, or raise "
             .. "timeout_ms, and retry",
-        retryable = true,
+        class = "transient",
     },
     tls = {
         message = "the server certificate could not be verified; set ca_file to "
             .. "the CA bundle that signed it",
-        retryable = false,
+        class = "network",
     },
     network = {
         message = "could not reach TikTok (name lookup, connection refused or "
             .. "reset); check the network and proxy settings and retry",
-        retryable = true,
+        class = "transient",
     },
     http = {
         message = "TikTok answered with an unexpected HTTP status; retry later, "
             .. "and report it with the log_id if it persists",
-        retryable = false,
+        class = "network",
     },
     bad_response = {
         message = "TikTok's answer could not be read (not JSON, truncated or "
             .. "missing fields) and the request may have been processed; check "
             .. "before repeating it, and report it with the log_id if it persists",
-        retryable = false,
+        class = "network",
     },
     upload_failed = {
         message = "uploading the video to TikTok failed (the upload URL expired, "
             .. "or TikTok refused a chunk); start a new post",
-        retryable = false,
+        class = "refused",
     },
     file = {
         message = "the video file cannot be used; give the path of an existing, "
             .. "readable, non-empty regular file",
-        retryable = false,
+        class = "media",
     },
     unsupported_media = {
         message = "the file is not a video TikTok accepts; convert it to MP4 "
             .. "(H.264), MOV or WebM",
-        retryable = false,
+        class = "media",
     },
     ambiguous = {
         message = "the request may or may not have reached TikTok; do not repeat "
             .. "it blindly: check the post's status (publish_id) or the TikTok "
             .. "profile before posting again",
-        retryable = false,
+        class = "network",
     },
     store = {
         message = "the token store could not be read or written; check its path, "
             .. "permissions and free disk space",
-        retryable = false,
+        class = "local",
     },
     busy = {
         message = "another process holds the lock for this account (for example "
             .. "while it refreshes the token); retry shortly",
-        retryable = true,
+        class = "transient",
     },
     publish_failed = {
         message = "TikTok reported the post as failed without giving a reason; "
             .. "check the post in the TikTok app and post again",
-        retryable = false,
+        class = "refused",
     },
 }
 
+-- What an error's class means for whoever handles it: whether the same call
+-- may succeed later unchanged (`retryable`), the command line's exit status
+-- and the HTTP status a web app answers. Every code above names its class;
+-- nothing else decides these.
+local CLASSES = {
+    usage     = { retryable = false, exit = 2, http = 400 },  -- the caller's arguments are wrong
+    invalid   = { retryable = false, exit = 3, http = 422 },  -- breaks TikTok's rules: change the post
+    refused   = { retryable = false, exit = 3, http = 403 },  -- TikTok refuses this app or account
+    reconnect = { retryable = false, exit = 3, http = 409 },  -- the account must be connected again
+    throttled = { retryable = true,  exit = 3, http = 429 },  -- a per-minute limit: retry_after
+    capped    = { retryable = false, exit = 3, http = 429 },  -- a daily cap: retry_after (a day)
+    transient = { retryable = true,  exit = 4, http = 503 },  -- network or TikTok trouble: retry
+    network   = { retryable = false, exit = 4, http = 502 },  -- TLS, or an outcome nobody knows
+    media     = { retryable = false, exit = 5, http = 422 },  -- the video file itself
+    missing   = { retryable = false, exit = 5, http = 404 },  -- no such account here
+    ["local"] = { retryable = false, exit = 5, http = 500 },  -- this machine's store
+}
+_M.CLASSES = CLASSES
+
+for code, entry in pairs(codes) do
+    local class = CLASSES[entry.class]
+    if not class then
+        error("tiktok.errors: code '" .. code .. "' has no valid class", 0)
+    end
+    entry.retryable = class.retryable
+end
+
 _M.codes = codes
+
+-- The class of a TikTok code this catalogue does not know: by HTTP status.
+local function unknown_class(status)
+    if status ~= nil and (status >= 500 or status == 429) then
+        return "transient"
+    end
+    return "refused"
+end
+
+--- errors.class(err) -> the class entry { name, retryable, exit, http }
+function _M.class(err)
+    local name = type(err) == "table" and err.class or nil
+    if not CLASSES[name] then
+        local entry = codes[type(err) == "table" and err.code or err]
+        name = entry and entry.class or "refused"
+    end
+    local c = CLASSES[name]
+    return { name = name, retryable = c.retryable, exit = c.exit, http = c.http }
+end
+
+--- errors.exit_code(err) -> the command line's exit status for err
+function _M.exit_code(err)
+    return CLASSES[_M.class(err).name].exit
+end
+
+--- errors.http_status(err) -> the HTTP status a web app answers for err
+function _M.http_status(err)
+    return CLASSES[_M.class(err).name].http
+end
 
 -- Scope each endpoint needs, for a scope_not_authorized message that names it.
 local ENDPOINT_SCOPES = {
@@ -395,6 +451,8 @@ local FIELDS = {
     reauth = "boolean",
     fail_reason = "string",
     endpoint = "string",
+    class = "string",
+    choices = "table",
 }
 
 local mt = { __name = "tiktok.error" }
@@ -419,6 +477,12 @@ mt.__tostring = function(err)
         s = s .. " (" .. concat(parts, ", ") .. ")"
     end
     return s
+end
+
+
+-- `"post failed: " .. err` works as it would with a string.
+mt.__concat = function(a, b)
+    return tostring(a) .. tostring(b)
 end
 
 
@@ -533,16 +597,47 @@ local function truncate(s, n)
 end
 
 
--- Makes outside text safe to keep and log: secrets redacted first (so that
--- truncation cannot cut a secret in half and hide it from redaction), URL
--- query strings and fragments dropped (presigned and upload URLs carry
--- credentials there), control characters replaced, length capped.
+-- Removes the query string and fragment of every URL in s (presigned and
+-- upload URLs carry credentials there). Linear: it looks for "://" and
+-- scans forward, never backtracking over long runs of letters.
+local function strip_queries(s)
+    local out, pos, init = {}, 1, 1
+    while true do
+        local a = find(s, "://", init, true)
+        if not a then break end
+        local _, b = find(s, "^[^%s?#\"'<>]*", a + 3)
+        local c = sub(s, b + 1, b + 1)
+        if c == "?" or c == "#" then
+            local _, e = find(s, "^[^%s\"'<>]*", b + 2)
+            out[#out + 1] = sub(s, pos, b)
+            out[#out + 1] = "?[query removed]"
+            pos = e + 1
+        end
+        init = b + 1
+    end
+    if pos == 1 then return s end
+    out[#out + 1] = sub(s, pos)
+    return concat(out)
+end
+
+
+-- Makes outside text safe to keep and log, in time linear in what is kept:
+-- the text is first cut to a window that still holds any secret starting
+-- inside the part that is kept (so a cut can never hide half a secret from
+-- redaction), then secrets are redacted, URL query strings and fragments
+-- dropped, control characters replaced and the length capped.
 local function clean_text(s, secrets)
     if type(s) ~= "string" or s == "" then
         return nil
     end
+    local longest = 0
+    for _, secret in pairs(secrets or {}) do
+        if type(secret) == "string" and #secret > longest then longest = #secret end
+    end
+    local window = MAX_DETAIL + 3 * longest + 256
+    if #s > window then s = sub(s, 1, window) end
     s = _M.redact(s, secrets)
-    s = gsub(s, "(%a[%w+.-]*://[^%s?#\"'<>]*)[?#][^%s\"'<>]*", "%1?[query removed]")
+    s = strip_queries(s)
     s = gsub(s, "%c", " ")
     s = truncate(s, MAX_DETAIL)
     if match(s, "^%s*$") then
@@ -605,6 +700,7 @@ function _M.new(code, message, fields)
         message = message
             or (entry and entry.message)
             or ("TikTok returned error code '" .. code .. "'"),
+        class = entry and entry.class or "refused",
         retryable = entry and entry.retryable or false,
         reauth = entry and entry.reauth or nil,
         retry_after = entry and entry.retry_after or nil,
@@ -633,6 +729,14 @@ function _M.new(code, message, fields)
                 error("tiktok.errors.new: http_status must be an integer 0-999", 2)
             end
             err[k] = v
+        end
+        if fields.class ~= nil then
+            if not CLASSES[fields.class] then
+                error("tiktok.errors.new: unknown class '" .. fields.class .. "'", 2)
+            end
+            if fields.retryable == nil then
+                err.retryable = CLASSES[fields.class].retryable
+            end
         end
     end
 
@@ -683,7 +787,7 @@ local function from_code(code, status, detail, log_id, endpoint)
         if detail then
             message = message .. ": " .. detail
         end
-        retryable = status ~= nil and (status >= 500 or status == 429)
+        retryable = unknown_class(status) == "transient"
         if retryable then
             message = message .. "; retry later"
         else
@@ -699,6 +803,7 @@ local function from_code(code, status, detail, log_id, endpoint)
     })
     if retryable ~= nil then
         err.retryable = retryable
+        err.class = unknown_class(status)
     end
     return err
 end

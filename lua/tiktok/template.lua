@@ -241,6 +241,41 @@ local function bad_utf8(pos)
 end
 
 
+--- template.set_var(vars, name, value) -> true | nil, reason
+-- Puts value at a dotted name ("a.b.c") into the vars table, creating the
+-- tables on the way, for forms and command lines that send flat names.
+-- Refuses a name that is not letters, digits and _ with dots between
+-- parts, and a name that clashes with another one ("a" and "a.b").
+function _M.set_var(vars, name, value)
+    if type(vars) ~= "table" then
+        error("tiktok.template.set_var: vars must be a table, got " .. type(vars), 2)
+    end
+    if type(name) ~= "string" or #name > 256 or not match(name, "^[%a_][%w_]*[%w_.]*$")
+       or sub(name, -1) == "." or find(name, "..", 1, true) then
+        return nil, "'" .. quote(tostring(name)) .. "' is not a variable name (letters, digits and _, "
+            .. "dots between parts)"
+    end
+    local t, pos = vars, 1
+    while true do
+        local dot = find(name, ".", pos, true)
+        if not dot then break end
+        local seg = sub(name, pos, dot - 1)
+        if t[seg] == nil then t[seg] = {} end
+        if type(t[seg]) ~= "table" then
+            return nil, "'" .. name .. "' clashes with '" .. sub(name, 1, dot - 1) .. "'"
+        end
+        t = t[seg]
+        pos = dot + 1
+    end
+    local last = sub(name, pos)
+    if t[last] ~= nil then
+        return nil, "'" .. name .. "' clashes with another variable under '" .. name .. "'"
+    end
+    t[last] = value
+    return true
+end
+
+
 --- template.utf16_len(s) -> n | nil, err
 -- Length in UTF-16 code units (what TikTok counts): 1 for a character up to
 -- U+FFFF, 2 above it. Refuses overlong forms, surrogates, code points above
