@@ -1,3 +1,4 @@
+rockspec_format = "3.0"
 package = "lua-tiktok"
 version = "0.1.0-1"
 source = {
@@ -13,14 +14,22 @@ templates, settings validation against the creator's options, and a file
 store safe for several processes. Works in Lua 5.1-5.4, LuaJIT and OpenResty.
 ]],
    homepage = "https://github.com/lua-tiktok/lua-tiktok",
+   issues_url = "https://github.com/lua-tiktok/lua-tiktok/issues",
    license = "MIT",
+   labels = { "tiktok", "oauth", "upload", "video", "curl", "openresty" },
 }
 dependencies = {
-   "lua >= 5.1",
+   "lua >= 5.1, < 5.5",
    "lua-cjson",
 }
+-- libcurl is looked up by its library, not by curl/curl.h: LuaRocks searches
+-- <prefix>/lib, <prefix>/lib/$(gcc -print-multiarch) and <prefix>/lib64 for
+-- libraries, but only <prefix>/include for headers, and Debian and Ubuntu
+-- keep curl/curl.h under include/<triplet>/ (x86_64-linux-gnu,
+-- aarch64-linux-gnu, ...), where the compiler finds it by itself. So no
+-- CURL_INCDIR is needed there, nor with /usr/include or /usr/local/include.
 external_dependencies = {
-   CURL = { header = "curl/curl.h" },
+   CURL = { library = "curl" },
 }
 build = {
    type = "builtin",
@@ -32,19 +41,12 @@ build = {
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },
       },
-      ["tiktok"] = "lua/tiktok/init.lua",
-      ["tiktok.api"] = "lua/tiktok/api.lua",
-      ["tiktok.connection"] = "lua/tiktok/connection.lua",
-      ["tiktok.errors"] = "lua/tiktok/errors.lua",
-      ["tiktok.openresty"] = "lua/tiktok/openresty.lua",
-      ["tiktok.post"] = "lua/tiktok/post.lua",
-      ["tiktok.settings"] = "lua/tiktok/settings.lua",
-      ["tiktok.store"] = "lua/tiktok/store.lua",
-      ["tiktok.template"] = "lua/tiktok/template.lua",
-      ["tiktok.thread"] = "lua/tiktok/thread.lua",
-      ["tiktok.thread_impl"] = "lua/tiktok/thread_impl.lua",
-      ["tiktok.util"] = "lua/tiktok/util.lua",
-      ["tiktok.webhook"] = "lua/tiktok/webhook.lua",
+      -- Only the C module is listed: the builtin backend copies the whole
+      -- lua/ directory (lua/tiktok/**/*.lua) into the tree by itself, so a
+      -- new Lua module needs no edit here.
    },
    install = { bin = { tiktok = "bin/tiktok" } },
+}
+test = {
+   type = "busted",
 }
