@@ -22,6 +22,8 @@ local find, sub, lower, upper, format, match, gsub =
 
 local errors = require "tiktok.errors"
 local template = require "tiktok.template"
+local fields = require "tiktok.fields"
+local util = require "tiktok.util"
 
 local utf16_len = template.utf16_len
 
@@ -69,30 +71,23 @@ local LIMITS = {
 }
 _M.LIMITS = LIMITS
 
--- Every key validate() accepts in `request`, with the type it must have
--- when it is one the caller (not the user) fills in. Exported so that a
--- caller can copy exactly these keys out of a larger option table.
-local FIELDS = {
-    video_url = true, video_file = true, photo_urls = true,
-    caption = true, title = true, privacy = true,
-    comments = true, duets = true, stitches = true,
-    brand_own = true, brand_third_party = true, ai_generated = true,
-    auto_add_music = true, cover_ms = true, mode = true,
-    photo_cover_index = true, duration_sec = true,
+-- Every key validate() accepts in `request`: the post's fields (any type:
+-- they are user data, judged by the rules), the options tiktok.post takes
+-- besides them (checked by type, ignored here), and the duration the caller
+-- read from the file. Exported so that a caller can copy exactly these
+-- keys out of a larger table.
+local ACCEPTED = {
+    connection = "table", account = "string", as = "table", vars = "table", wait = "boolean",
+    on_progress = "function", on_publish = "function", wait_timeout_ms = "number", detach = "boolean",
+    wording = "string", duration_sec = "any",
 }
-_M.FIELDS = FIELDS
+for _, f in ipairs(fields.list) do ACCEPTED[f.name] = "field" end
+_M.FIELDS = ACCEPTED
 
-local OPTS = { audited = true, verified_prefixes = true }
-
-local BOOLEANS = {
-    "comments", "duets", "stitches", "brand_own", "brand_third_party",
-    "ai_generated", "auto_add_music",
-}
+local OPTS = { audited = true, verified_prefixes = true, wording = true }
 
 local CREATOR_BOOLEANS = { "comment_disabled", "duet_disabled", "stitch_disabled" }
 local CREATOR_STRINGS = { "nickname", "username", "avatar_url" }
-
-local LOOPBACK = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true }
 
 local MUSIC = "https://www.tiktok.com/legal/page/global/music-usage-confirmation/en"
 local BC_POLICY = "https://www.tiktok.com/legal/page/global/bc-policy/en"
@@ -190,32 +185,31 @@ end
 
 
 -- Checks one pull URL; adds each problem. Returns nothing.
-local function check_url(add, field, u, verified, kind)
+local function check_url(add, field, name, u, verified, kind)
     if type(u) ~= "string" then
-        add("%s must be a URL string, got %s.", field, describe(u))
+        add(field, "%s must be a URL string, got %s.", name, describe(u))
         return
     end
     if u == "" then
-        add("%s is empty; give the https URL of the media.", field)
+        add(field, "%s is empty; give the https URL of the media.", name)
         return
     end
     if find(u, "[%s%c]") then
-        add("%s contains spaces, line breaks or control characters; "
-            .. "percent-encode them (a space is %%20).", field)
+        add(field, "%s contains spaces, line breaks or control characters; "
+            .. "percent-encode them (a space is %%20).", name)
         return
     end
     local scheme, rest = match(u, "^(%a[%w+.-]*)://(.*)$")
     if not scheme then
-        add("%s %s is not an absolute URL; give a full https:// URL.",
-            field, show_url(u))
+        add(field, "%s %s is not an absolute URL; give a full https:// URL.", name, show_url(u))
         return
     end
     scheme = lower(scheme)
     local authority = match(rest, "^[^/?#]*")
     local path = sub(rest, #authority + 1)
     if find(authority, "@", 1, true) then
-        add("%s must not contain a user name or password (user@host); "
-            .. "remove it.", field)
+        add(field, "%s must not contain a user name or password (user@host); "
+            .. "remove it.", name)
         return
     end
     local host, port
@@ -225,35 +219,33 @@ local function check_url(add, field, u, verified, kind)
         host, port = match(authority, "^([^:]*)(.*)$")
     end
     if not host or host == "" or not (port == "" or match(port, "^:%d+$")) then
-        add("%s %s has no valid host; give a URL like "
-            .. "https://cdn.example.com/video.mp4.", field, show_url(u))
+        add(field, "%s %s has no valid host; give a URL like "
+            .. "https://cdn.example.com/video.mp4.", name, show_url(u))
         return
     end
     host = lower(host)
-    local loopback = LOOPBACK[host] ~= nil
+    local loopback = util.is_loopback(host)
 
     -- http is allowed only for a local test server
     if scheme ~= "https" and not (scheme == "http" and loopback) then
         if scheme == "http" then
-            add("%s %s uses http; TikTok pulls only https URLs (http is "
-                .. "accepted only for 127.0.0.1, localhost and [::1]).",
-                field, show_url(u))
+            add(field, "%s %s uses http; TikTok pulls only https URLs (http is "
+                .. "accepted only for 127.0.0.1, localhost and [::1]).", name, show_url(u))
             return
         else
-            add("%s %s uses the %s scheme; TikTok pulls only https URLs.",
-                field, show_url(u), scheme)
+            add(field, "%s %s uses the %s scheme; TikTok pulls only https URLs.", name, show_url(u), scheme)
             return
         end
     end
     if find(path, "#", 1, true) then
-        add("%s must not contain a fragment (#...); remove it.", field)
+        add(field, "%s must not contain a fragment (#...); remove it.", name)
         return
     end
     if not loopback and (match(host, "^%d+%.%d+%.%d+%.%d+$")
                          or sub(host, 1, 1) == "[") then
-        add("%s %s uses an IP address; TikTok pulls only from verified "
+        add(field, "%s %s uses an IP address; TikTok pulls only from verified "
             .. "domains or URL prefixes, which cannot be IP addresses: use a "
-            .. "domain name.", field, show_url(u))
+            .. "domain name.", name, show_url(u))
         return
     end
 
@@ -282,36 +274,46 @@ local function check_url(add, field, u, verified, kind)
             local alt = kind == "photo"
                 and "photos can only be pulled from URLs"
                 or "or post the file with video_file"
-            add("%s %s is not under a verified domain or URL prefix, so TikTok "
+            add(field, "%s %s is not under a verified domain or URL prefix, so TikTok "
                 .. "would refuse it (url_ownership_unverified): verify the "
                 .. "domain or URL prefix in the TikTok developer portal (Manage "
-                .. "URL properties) and add it to verified_prefixes, %s.",
-                field, show_url(u), alt)
+                .. "URL properties) and add it to verified_prefixes, %s.", name, show_url(u), alt)
         end
     end
 end
 
 
 -- Checks a text field: type, NUL, UTF-8, length. Returns nothing.
-local function check_text(add, field, s, limit, what)
+local function check_text(add, field, name, s, limit, what)
     if type(s) ~= "string" then
-        add("%s must be a string, got %s.", field, describe(s))
+        add(field, "%s must be a string, got %s.", name, describe(s))
         return
     end
     if find(s, "\0", 1, true) then
-        add("%s contains a NUL byte; remove it.", field)
+        add(field, "%s contains a NUL byte; remove it.", name)
         return
     end
     local n, err = utf16_len(s)
     if not n then
-        add("%s is not valid UTF-8 (%s); save the text as UTF-8.",
-            field, err.problems[1])
+        add(field, "%s is not valid UTF-8 (%s); save the text as UTF-8.", name, err.problems[1])
         return
     end
     if limit and n > limit then
-        add("%s is %d UTF-16 units long, but %s may be at most %d; shorten it "
-            .. "by %d.", field, n, what, limit, n - limit)
+        add(field, "%s is %d UTF-16 units long, but %s may be at most %d; shorten it "
+            .. "by %d.", name, n, what, limit, n - limit)
     end
+end
+
+
+-- A duration for a message: "181 s", and the minutes when it is a whole
+-- number of them ("3600 s (60 minutes)").
+local function seconds(n)
+    local text = format("%.14g s", n)
+    if n >= 60 and n % 60 == 0 then
+        local m = n / 60
+        text = text .. format(" (%d minute%s)", m, m == 1 and "" or "s")
+    end
+    return text
 end
 
 
@@ -356,10 +358,10 @@ local function check_creator_info(ci)
 end
 
 
-local function privacy_problem(add, privacy, offered)
+local function privacy_problem(add, name, privacy, offered)
     if type(privacy) ~= "string" then
-        add("privacy must be a string naming a privacy level (one of: %s), got %s.",
-            list_levels(offered), describe(privacy))
+        add("privacy", "%s must be a string naming a privacy level (one of: %s), got %s.",
+            name, list_levels(offered), describe(privacy))
         return false
     end
     if not PRIVACY_SET[privacy] then
@@ -369,12 +371,12 @@ local function privacy_problem(add, privacy, offered)
             guess = upper(privacy)
         end
         if guess then
-            add("privacy %s is not a TikTok privacy level; did you mean %s? "
-                .. "This account offers: %s.", describe(privacy), guess,
+            add("privacy", "%s %s is not a TikTok privacy level; did you mean %s? "
+                .. "This account offers: %s.", name, describe(privacy), guess,
                 list_levels(offered))
         else
-            add("privacy %s is not a TikTok privacy level; use one of: %s.",
-                describe(privacy), list_levels(offered))
+            add("privacy", "%s %s is not a TikTok privacy level; use one of: %s.",
+                name, describe(privacy), list_levels(offered))
         end
         return false
     end
@@ -393,330 +395,437 @@ local function privacy_problem(add, privacy, offered)
             why = " (PUBLIC_TO_EVERYONE is offered only for public accounts)"
         end
         if #offered == 0 then
-            add("privacy %s cannot be used: TikTok offers no privacy level for "
+            add("privacy", "%s %s cannot be used: TikTok offers no privacy level for "
                 .. "this account right now, so it cannot post now; try again "
-                .. "later.", privacy)
+                .. "later.", name, privacy)
         else
-            add("privacy %s is not offered for this account%s; choose one of: %s.",
-                privacy, why, list_levels(offered))
+            add("privacy", "%s %s is not offered for this account%s; choose one of: %s.",
+                name, privacy, why, list_levels(offered))
         end
     end
     return true
 end
 
 
---- settings.validate(request, creator_info, opts) -> normalized | nil, err
--- creator_info may be nil only for inbox mode. opts = { audited = nil|bool,
--- verified_prefixes = nil|{ "https://host/path/" | "domain:example.com" } }.
-function _M.validate(request, creator_info, opts)
-    if type(request) ~= "table" then
-        error("tiktok.settings.validate: request must be a table, got "
-              .. type(request), 2)
+-- ------------------------------------------------------------------ wording
+
+-- How a problem names a field and the fix: Lua option names (the default),
+-- command-line flags, or a form's labels (tiktok.fields has all three).
+local WORDINGS = {}
+
+WORDINGS.lua = {
+    name = function(f) return f end,
+    off = function(f) return "set " .. f .. " = false" end,
+    add_var = "add it to vars",
+    use_direct = "use mode \"direct\"",
+}
+
+WORDINGS.flags = {
+    name = function(f)
+        local e = fields.by_name[f]
+        return e and e.flag or f
+    end,
+    off = function(f)
+        local e = fields.by_name[f]
+        return "leave out " .. (e and e.flag or f)
+    end,
+    add_var = "give it with --var NAME=VALUE",
+    use_direct = "leave out --inbox",
+}
+
+WORDINGS.labels = {
+    name = function(f) return "\"" .. fields.label(f) .. "\"" end,
+    off = function(f) return "turn off \"" .. fields.label(f) .. "\"" end,
+    add_var = "fill in that variable",
+    use_direct = "post directly instead of sending to the inbox",
+}
+
+
+-- ------------------------------------------------------------------- rules
+--
+-- Each rule is rule(r, creator, add): `r` is the request being checked
+-- (the caller's fields with templates rendered, plus what validate found
+-- out: r.kind, r.mode, r.source, r.duration_sec, r.verified, r.unaudited,
+-- r.words), `creator` is creator_info (nil for inbox posts without it) and
+-- add(field, fmt, ...) records one problem about `field` (false: none).
+-- Rules run in order; each spec group of settings_spec maps to one rule.
+
+local RULES = {}
+local function rule(name, fn)
+    RULES[#RULES + 1] = { name = name, check = fn }
+end
+
+rule("mode", function(r, _, add)
+    local mode = r.mode_given
+    if mode == nil or mode == "direct" or mode == "inbox" then return end
+    local guess = type(mode) == "string" and MODE_GUESS[lower(mode)]
+    if guess then
+        add("mode", "mode %s is not known; did you mean %q? Use \"direct\" (post now) "
+            .. "or \"inbox\" (send to the creator's TikTok inbox as a draft).",
+            describe(mode), guess)
+    else
+        add("mode", "mode must be \"direct\" (post now) or \"inbox\" (send to the "
+            .. "creator's TikTok inbox as a draft), got %s.", describe(mode))
     end
-    for k in pairs(request) do
-        if not FIELDS[k] then
-            error("tiktok.settings.validate: unknown option '" .. tostring(k)
-                  .. "'", 2)
+end)
+
+rule("one media source", function(r, _, add)
+    local given = r.sources
+    if #given == 0 then
+        add(false, "Give one media source: %s, %s or %s.", r.words.name("video_url"),
+            r.words.name("video_file"), r.words.name("photo_urls"))
+    elseif #given > 1 then
+        local names = {}
+        for i, k in ipairs(given) do names[i] = r.words.name(k) end
+        add(given[2], "Give only one media source; got %s.", concat(names, " and "))
+    end
+end)
+
+rule("templates", function(r, _, add)
+    for _, p in ipairs(r.template_problems) do
+        add(p[1], "%s", p[2])
+    end
+end)
+
+rule("video URL", function(r, _, add)
+    if r.video_url ~= nil then
+        check_url(add, "video_url", r.words.name("video_url"), r.video_url, r.verified, "video")
+    end
+end)
+
+rule("video file", function(r, _, add)
+    local f = r.video_file
+    if f == nil then return end
+    local name = r.words.name("video_file")
+    if type(f) ~= "string" or f == "" then
+        add("video_file", "%s must be the path of a video file, got %s.", name, describe(f))
+    elseif find(f, "\0", 1, true) then
+        add("video_file", "%s contains a NUL byte; give a plain file path.", name)
+    end
+end)
+
+rule("photo URLs", function(r, _, add)
+    local list = r.photo_urls
+    if list == nil then return end
+    local name = r.words.name("photo_urls")
+    if type(list) ~= "table" or not is_array(list) then
+        add("photo_urls", "%s must be a list of 1 to %d https URLs, got %s.",
+            name, LIMITS.photo_count, describe(list))
+        return
+    end
+    if #list < 1 or #list > LIMITS.photo_count then
+        add("photo_urls", "%s must hold 1 to %d URLs; it holds %d.", name, LIMITS.photo_count, #list)
+    end
+    for i, u in ipairs(list) do
+        check_url(add, "photo_urls", format("%s[%d]", name, i), u, r.verified, "photo")
+    end
+end)
+
+rule("text length", function(r, _, add)
+    if r.caption ~= nil then
+        if r.kind == "video" then
+            check_text(add, "caption", r.words.name("caption"), r.caption, LIMITS.video_caption,
+                       "a video caption")
+        else
+            check_text(add, "caption", r.words.name("caption"), r.caption, LIMITS.photo_description,
+                       "a photo post's description")
         end
     end
-    if creator_info ~= nil then
-        check_creator_info(creator_info)
+    if r.title ~= nil and r.kind == "photo" then
+        check_text(add, "title", r.words.name("title"), r.title, LIMITS.photo_title, "a photo post's title")
     end
-    if opts ~= nil then
-        if type(opts) ~= "table" then
-            error("tiktok.settings.validate: opts must be a table or nil, got "
-                  .. type(opts), 2)
+end)
+
+rule("switches are booleans", function(r, _, add)
+    for _, f in ipairs(fields.list) do
+        local v = r[f.name]
+        if f.type == "boolean" and v ~= nil and type(v) ~= "boolean" then
+            add(f.name, "%s must be true or false, got %s.", r.words.name(f.name), describe(v))
         end
-        for k in pairs(opts) do
-            if not OPTS[k] then
-                error("tiktok.settings.validate: unknown option 'opts."
-                      .. tostring(k) .. "'", 2)
+    end
+end)
+
+-- A field this kind of post has no use for is refused, not dropped.
+rule("fields of the other kind", function(r, _, add)
+    for _, f in ipairs(fields.list) do
+        if r[f.name] ~= nil and not f.kinds[r.kind] and f.unused and f.unused[r.kind] then
+            add(f.name, "%s", f.unused[r.kind])
+        end
+    end
+end)
+
+rule("cover", function(r, _, add)
+    if r.kind == "photo" then
+        local idx = r.photo_cover_index
+        if idx == nil then return end
+        local name = r.words.name("photo_cover_index")
+        local n = type(r.photo_urls) == "table" and #r.photo_urls or 0
+        if not is_int(idx) or idx < 0 then
+            add("photo_cover_index", "%s must be a whole number from 0 (the first photo), got %s.",
+                name, describe(idx))
+        elseif n > 0 and idx >= n then
+            add("photo_cover_index", "%s %d is out of range: it counts from 0, so with %d photo(s) it "
+                .. "must be 0 to %d.", name, idx, n, n - 1)
+        end
+        return
+    end
+    local c = r.cover_ms
+    if c == nil then return end
+    local name = r.words.name("cover_ms")
+    local duration = r.duration_sec
+    if not is_int(c) or c < 0 or c > LIMITS.cover_ms_max then
+        add("cover_ms", "%s must be a whole number of milliseconds from 0, got %s.", name, describe(c))
+    elseif duration and c > duration * 1000 then
+        add("cover_ms", "%s %d is past the end of the video (%s s long); choose a frame from 0 to %d.",
+            name, c, format("%.14g", duration), floor(duration * 1000))
+    end
+end)
+
+-- TikTok's inbox upload takes only the media (videos) or title and
+-- description (photos): anything else is refused. false is the default
+-- "off", which is what the inbox does anyway.
+rule("inbox fields", function(r, _, add)
+    if r.mode ~= "inbox" then return end
+    local where = r.kind == "video"
+        and "TikTok's inbox upload takes only the video"
+        or "TikTok's inbox photo upload takes only title and caption"
+    for _, f in ipairs(fields.list) do
+        local v = r[f.name]
+        if f.kinds[r.kind] and f.tiktok and not fields.used(f, r.kind, "inbox")
+           and v ~= nil and v ~= false and not (f.name == "caption" and v == "") then
+            add(f.name, "%s is not used in inbox mode (%s; the creator sets the rest in the TikTok app); "
+                .. "remove it or %s.", r.words.name(f.name), where, r.words.use_direct)
+        end
+    end
+end)
+
+rule("privacy", function(r, creator, add)
+    if r.mode ~= "direct" then return end
+    local offered = creator.privacy_level_options
+    if r.privacy == nil then
+        add("privacy", "%s is required for direct posts and has no default; let the user choose one "
+            .. "of: %s.", r.words.name("privacy"), concat(offered, ", "))
+        return
+    end
+    r.privacy_ok = privacy_problem(add, r.words.name("privacy"), r.privacy, offered)
+end)
+
+rule("unaudited app", function(r, creator, add)
+    if r.mode ~= "direct" or not r.unaudited then return end
+    if r.privacy_ok and r.privacy ~= "SELF_ONLY" then
+        add("privacy", "privacy must be SELF_ONLY because this app has not passed TikTok's audit; the "
+            .. "TikTok account itself must also be set to private until the app passes the audit.")
+    end
+    for _, p in ipairs(creator.privacy_level_options) do
+        if p == "PUBLIC_TO_EVERYONE" then
+            add(false, "This TikTok account is public, and an app that has not passed TikTok's audit "
+                .. "may post only to private accounts: set the account to private in the TikTok app "
+                .. "(Settings and privacy > Privacy > Private account) and post with privacy SELF_ONLY.")
+            break
+        end
+    end
+end)
+
+-- Interactions the creator switched off stay off; duets and stitches are
+-- never allowed on a SELF_ONLY post.
+rule("interactions", function(r, creator, add)
+    if r.mode ~= "direct" then return end
+    local self_only = r.privacy_ok and r.privacy == "SELF_ONLY"
+    for _, f in ipairs(fields.list) do
+        if f.creator_off and fields.used(f, r.kind, "direct") and r[f.name] == true then
+            local name = r.words.name(f.name)
+            if creator[f.creator_off] == true then
+                add(f.name, "%s cannot be turned on: the creator has set %s to \"No one\" in TikTok (or "
+                    .. "the account is private); %s.", name, f.name, r.words.off(f.name))
+            end
+            if self_only and f.not_self_only then
+                add(f.name, "%s cannot be allowed on a SELF_ONLY (Only me) post; %s or choose another "
+                    .. "privacy level.", name, r.words.off(f.name))
             end
         end
-        if opts.audited ~= nil and type(opts.audited) ~= "boolean" then
-            error("tiktok.settings.validate: opts.audited must be a boolean or nil",
-                  2)
-        end
-    else
-        opts = {}
     end
-    local verified = compile_verified(opts.verified_prefixes)
-    local unaudited = opts.audited == false
+end)
 
+rule("branded content is never private", function(r, _, add)
+    if r.mode == "direct" and r.privacy_ok and r.privacy == "SELF_ONLY" and r.brand_third_party == true then
+        add("brand_third_party", "Branded content visibility cannot be set to private. Choose another "
+            .. "privacy level, or %s.", r.words.off("brand_third_party"))
+    end
+end)
+
+rule("duration", function(r, creator, add)
+    local max = creator and creator.max_video_post_duration_sec
+    local duration = r.duration_sec
+    if r.mode == "direct" and r.kind == "video" and duration and max and duration > max then
+        add(r.video_file ~= nil and "video_file" or "video_url",
+            "The video is %s long, but this creator may post videos of at most %s; trim it by %s.",
+            seconds(duration), seconds(max), seconds(duration - max))
+    end
+end)
+
+_M.RULES = RULES
+
+
+-- ------------------------------------------------------------- validate()
+
+-- Renders the template fields with vars. Returns the rendered copies and
+-- the problems { field, sentence } (one per missing variable).
+local function render_templates(request, words)
+    local out, problems = {}, {}
+    local vars = request.vars or {}
+    local function one(f, name, tpl)
+        if type(tpl) ~= "string" then return tpl end
+        local s, err = template.render(tpl, vars)
+        if s then return s end
+        if err.code == "missing_variable" then
+            for _, var in ipairs(err.problems) do
+                problems[#problems + 1] = { f.name, format("%s uses the variable {{%s}}, which has no "
+                    .. "value; %s.", name, var, words.add_var) }
+            end
+        else
+            for _, p in ipairs(err.problems or { err.message }) do
+                problems[#problems + 1] = { f.name, format("%s: %s", name, p) }
+            end
+        end
+        return nil
+    end
+    for _, f in ipairs(fields.list) do
+        local v = request[f.name]
+        if f.template and v ~= nil then
+            if f.type == "list" and type(v) == "table" and is_array(v) then
+                local copy = {}
+                for i, item in ipairs(v) do
+                    copy[i] = one(f, format("%s[%d]", words.name(f.name), i), item)
+                    if copy[i] == nil then copy[i] = item end
+                end
+                out[f.name] = copy
+            else
+                local s = one(f, words.name(f.name), v)
+                out[f.name] = s == nil and v or s
+            end
+        end
+    end
+    return out, problems
+end
+
+-- The request's kind, mode and source, as far as they can be told.
+local function classify(r)
+    local given = {}
+    for _, f in ipairs(fields.list) do
+        if f.source and r[f.name] ~= nil then given[#given + 1] = f.name end
+    end
+    r.sources = given
+    r.kind = (#given == 1 and given[1] == "photo_urls") and "photo" or "video"
+    r.source = (r.video_file ~= nil and #given == 1) and "FILE_UPLOAD" or "PULL_FROM_URL"
+    r.mode_given = r.mode
+    if r.mode == nil then r.mode = "direct"
+    elseif r.mode ~= "direct" and r.mode ~= "inbox" then r.mode = nil end
+end
+
+local function check_args(request, creator_info, opts)
+    if type(request) ~= "table" then
+        error("tiktok.settings.validate: request must be a table, got " .. type(request), 3)
+    end
+    for k, v in pairs(request) do
+        local want = ACCEPTED[k]
+        if not want then
+            error("tiktok.settings.validate: unknown option '" .. tostring(k) .. "'", 3)
+        end
+        if want ~= "field" and want ~= "any" and v ~= nil and type(v) ~= want then
+            error("tiktok.settings.validate: option '" .. k .. "' must be a " .. want .. ", got "
+                  .. type(v), 3)
+        end
+    end
     local duration = request.duration_sec
     if duration ~= nil and (type(duration) ~= "number" or duration ~= duration
                             or duration < 0 or duration == huge) then
         error("tiktok.settings.validate: duration_sec must be a non-negative "
-              .. "number or nil, got " .. describe(duration), 2)
+              .. "number or nil, got " .. describe(duration), 3)
     end
-
-    local problems = {}
-    local function add(fmt, ...)
-        problems[#problems + 1] = format(fmt, ...)
+    if creator_info ~= nil then
+        check_creator_info(creator_info)
     end
-
-    local r = request
-
-    -- mode
-    local mode = r.mode
-    if mode == nil then
-        mode = "direct"
-    elseif mode ~= "direct" and mode ~= "inbox" then
-        local guess = type(mode) == "string" and MODE_GUESS[lower(mode)]
-        if guess then
-            add("mode %s is not known; did you mean %q? Use \"direct\" (post now) "
-                .. "or \"inbox\" (send to the creator's TikTok inbox as a draft).",
-                describe(mode), guess)
-        else
-            add("mode must be \"direct\" (post now) or \"inbox\" (send to the "
-                .. "creator's TikTok inbox as a draft), got %s.", describe(mode))
-        end
-        mode = nil
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then
+        error("tiktok.settings.validate: opts must be a table or nil, got " .. type(opts), 3)
     end
-
-    -- media source
-    local given = {}
-    for _, k in ipairs({ "video_url", "video_file", "photo_urls" }) do
-        if r[k] ~= nil then
-            given[#given + 1] = k
+    for k in pairs(opts) do
+        if not OPTS[k] then
+            error("tiktok.settings.validate: unknown option 'opts." .. tostring(k) .. "'", 3)
         end
     end
-    if #given == 0 then
-        add("Give one media source: video_url, video_file or photo_urls.")
-    elseif #given > 1 then
-        add("Give only one media source; got %s.", concat(given, " and "))
+    if opts.audited ~= nil and type(opts.audited) ~= "boolean" then
+        error("tiktok.settings.validate: opts.audited must be a boolean or nil", 3)
     end
-    local kind = (#given == 1 and given[1] == "photo_urls") and "photo" or "video"
-    local source = r.video_file ~= nil and #given == 1 and "FILE_UPLOAD"
-        or "PULL_FROM_URL"
-
-    if mode == "direct" and creator_info == nil then
-        error("tiktok.settings.validate: creator_info is required for direct posts",
-              2)
+    if opts.wording ~= nil and not WORDINGS[opts.wording] then
+        error("tiktok.settings.validate: opts.wording must be \"lua\", \"flags\" or \"labels\"", 3)
     end
+    return opts
+end
 
-    -- the media itself
-    if r.video_url ~= nil then
-        check_url(add, "video_url", r.video_url, verified, "video")
-    end
-    if r.video_file ~= nil then
-        local f = r.video_file
-        if type(f) ~= "string" or f == "" then
-            add("video_file must be the path of a video file, got %s.", describe(f))
-        elseif find(f, "\0", 1, true) then
-            add("video_file contains a NUL byte; give a plain file path.")
-        end
-    end
-    local photo_count = 0
-    if r.photo_urls ~= nil then
-        local list = r.photo_urls
-        if type(list) ~= "table" or not is_array(list) then
-            add("photo_urls must be a list of 1 to %d https URLs, got %s.",
-                LIMITS.photo_count, describe(list))
-        else
-            photo_count = #list
-            if photo_count < 1 or photo_count > LIMITS.photo_count then
-                add("photo_urls must hold 1 to %d URLs; it holds %d.",
-                    LIMITS.photo_count, photo_count)
-            end
-            for i, u in ipairs(list) do
-                check_url(add, format("photo_urls[%d]", i), u, verified, "photo")
-            end
-        end
-    end
-
-    -- text
-    if kind == "video" then
-        if r.caption ~= nil then
-            check_text(add, "caption", r.caption, LIMITS.video_caption,
-                       "a video caption")
-        end
-        if r.title ~= nil then
-            add("title is used only for photo posts; put the video's text in "
-                .. "caption.")
-        end
-    else
-        if r.caption ~= nil then
-            check_text(add, "caption", r.caption, LIMITS.photo_description,
-                       "a photo post's description")
-        end
-        if r.title ~= nil then
-            check_text(add, "title", r.title, LIMITS.photo_title,
-                       "a photo post's title")
-        end
-    end
-
-    -- switches: real booleans only
-    for _, k in ipairs(BOOLEANS) do
-        local v = r[k]
-        if v ~= nil and type(v) ~= "boolean" then
-            add("%s must be true or false, got %s.", k, describe(v))
-        end
-    end
-
-    -- fields that belong to one kind of post
-    if kind == "photo" then
-        for _, k in ipairs({ "duets", "stitches" }) do
-            if r[k] ~= nil then
-                add("%s is not used for photo posts (TikTok has no %s for "
-                    .. "photos); remove it.", k, k)
-            end
-        end
-        if r.cover_ms ~= nil then
-            add("cover_ms is not used for photo posts; choose the cover with "
-                .. "photo_cover_index.")
-        end
-        local idx = r.photo_cover_index
-        if idx ~= nil then
-            if not is_int(idx) or idx < 0 then
-                add("photo_cover_index must be a whole number from 0 (the first "
-                    .. "photo), got %s.", describe(idx))
-            elseif photo_count > 0 and idx >= photo_count then
-                add("photo_cover_index %d is out of range: it counts from 0, so "
-                    .. "with %d photo(s) it must be 0 to %d.", idx, photo_count,
-                    photo_count - 1)
-            end
-        end
-    else
-        if r.photo_cover_index ~= nil then
-            add("photo_cover_index is used only for photo posts; for a video "
-                .. "choose the cover frame with cover_ms.")
-        end
-        if r.auto_add_music ~= nil then
-            add("auto_add_music is used only for direct photo posts; remove it.")
-        end
-        local c = r.cover_ms
-        if c ~= nil then
-            if not is_int(c) or c < 0 or c > LIMITS.cover_ms_max then
-                add("cover_ms must be a whole number of milliseconds from 0, "
-                    .. "got %s.", describe(c))
-            elseif duration and c > duration * 1000 then
-                add("cover_ms %d is past the end of the video (%s s long); "
-                    .. "choose a frame from 0 to %d.", c,
-                    format("%.14g", duration), floor(duration * 1000))
-            end
-        end
-    end
-
-    -- per mode
-    if mode == "inbox" then
-        local unused
-        if kind == "video" then
-            unused = { "caption", "privacy", "comments", "duets", "stitches",
-                       "brand_own", "brand_third_party", "ai_generated",
-                       "cover_ms" }
-        else
-            unused = { "privacy", "comments", "brand_own", "brand_third_party",
-                       "ai_generated", "auto_add_music" }
-        end
-        local where = kind == "video"
-            and "TikTok's inbox upload takes only the video"
-            or "TikTok's inbox photo upload takes only title and caption"
-        for _, k in ipairs(unused) do
-            local v = r[k]
-            -- false is the default "off", which is what the inbox does anyway
-            if v ~= nil and v ~= false and not (k == "caption" and v == "") then
-                add("%s is not used in inbox mode (%s; the creator sets the rest "
-                    .. "in the TikTok app); remove it or use mode \"direct\".",
-                    k, where)
-            end
-        end
-    elseif mode == "direct" then
-        local offered = creator_info.privacy_level_options
-        local privacy = r.privacy
-        local privacy_ok = false
-        if privacy == nil then
-            add("privacy is required for direct posts and has no default; let "
-                .. "the user choose one of: %s.", list_levels(offered))
-        else
-            privacy_ok = privacy_problem(add, privacy, offered)
-        end
-        local self_only = privacy_ok and privacy == "SELF_ONLY"
-
-        if unaudited then
-            if privacy_ok and privacy ~= "SELF_ONLY" then
-                add("privacy must be SELF_ONLY because this app has not passed "
-                    .. "TikTok's audit; the TikTok account itself must also be set "
-                    .. "to private until the app passes the audit.")
-            end
-            for _, p in ipairs(offered) do
-                if p == "PUBLIC_TO_EVERYONE" then
-                    add("This TikTok account is public, and an app that has not "
-                        .. "passed TikTok's audit may post only to private "
-                        .. "accounts: set the account to private in the TikTok "
-                        .. "app (Settings and privacy > Privacy > Private "
-                        .. "account) and post with privacy SELF_ONLY.")
-                    break
-                end
-            end
-        end
-
-        local interactions = kind == "video"
-            and { { "comments", "comment_disabled", "comments" },
-                  { "duets", "duet_disabled", "duets" },
-                  { "stitches", "stitch_disabled", "stitches" } }
-            or { { "comments", "comment_disabled", "comments" } }
-        for _, it in ipairs(interactions) do
-            local k, flag, noun = it[1], it[2], it[3]
-            if r[k] == true and creator_info[flag] == true then
-                add("%s cannot be turned on: the creator has set %s to \"No "
-                    .. "one\" in TikTok (or the account is private); set %s = "
-                    .. "false.", k, noun, k)
-            end
-        end
-        if self_only and kind == "video" then
-            for _, k in ipairs({ "duets", "stitches" }) do
-                if r[k] == true then
-                    add("%s cannot be allowed on a SELF_ONLY (Only me) post; set "
-                        .. "%s = false or choose another privacy level.", k, k)
-                end
-            end
-        end
-        if self_only and r.brand_third_party == true then
-            add("Branded content visibility cannot be set to private. Choose "
-                .. "another privacy level, or set brand_third_party = false.")
-        end
-
-        local max = creator_info.max_video_post_duration_sec
-        if kind == "video" and duration and max and duration > max then
-            add("The video is %s s long, but this creator may post videos of at "
-                .. "most %s s; trim it by %s s.", format("%.14g", duration),
-                format("%.14g", max), format("%.14g", duration - max))
-        end
-    end
-
-    if #problems > 0 then
-        return nil, errors.new("invalid_settings",
-            format("the post cannot be sent as requested (%d problem%s): %s",
-                   #problems, #problems == 1 and "" or "s",
-                   concat(problems, " ")),
-            { problems = problems })
-    end
-
+-- The normalized request: what tiktok.post and the init body use.
+local function normalized(r)
     local out = {
-        kind = kind,
-        mode = mode,
-        source = source,
-        video_url = r.video_url,
-        video_file = r.video_file,
-        caption = r.caption,
-        title = r.title,
-        privacy = mode == "direct" and r.privacy or nil,
-        cover_ms = r.cover_ms,
-        duration_sec = duration,
+        kind = r.kind, mode = r.mode, source = r.source,
+        video_url = r.video_url, video_file = r.video_file,
+        caption = r.caption, title = r.title,
+        privacy = r.mode == "direct" and r.privacy or nil,
+        cover_ms = r.cover_ms, duration_sec = r.duration_sec,
     }
-    for _, k in ipairs(BOOLEANS) do
-        out[k] = r[k] == true
+    for _, f in ipairs(fields.list) do
+        if f.type == "boolean" then out[f.name] = r[f.name] == true end
     end
-    if kind == "photo" then
+    if r.kind == "photo" then
         local copy = {}
-        for i, u in ipairs(r.photo_urls) do
-            copy[i] = u
-        end
+        for i, u in ipairs(r.photo_urls) do copy[i] = u end
         out.photo_urls = copy
         out.photo_cover_index = r.photo_cover_index or 0
     end
     return out
+end
+
+--- settings.validate(request, creator_info, opts) -> normalized | nil, err
+-- `request` is what tiktok.post takes (its vars included; connection,
+-- account, as, wait and the callbacks are accepted and ignored), or a form's
+-- fields. creator_info may be nil only for inbox mode. opts = { audited,
+-- verified_prefixes = { "https://host/path/" | "domain:example.com" },
+-- wording = "lua" | "flags" | "labels" }. Every problem is collected:
+-- err.problems (sentences) and err.fields (the field each is about, or false).
+function _M.validate(request, creator_info, opts)
+    opts = check_args(request, creator_info, opts)
+    local words = WORDINGS[opts.wording or "lua"]
+    local r = {}
+    for _, f in ipairs(fields.list) do r[f.name] = request[f.name] end
+    local rendered, template_problems = render_templates(request, words)
+    for k, v in pairs(rendered) do r[k] = v end
+    r.template_problems = template_problems
+    r.duration_sec = request.duration_sec
+    r.verified = compile_verified(opts.verified_prefixes)
+    r.unaudited = opts.audited == false
+    r.words = words
+    classify(r)
+    if r.mode == "direct" and creator_info == nil then
+        error("tiktok.settings.validate: creator_info is required for direct posts", 2)
+    end
+
+    local problems, about = {}, {}
+    local function add(field, fmt, ...)
+        problems[#problems + 1] = format(fmt, ...)
+        about[#about + 1] = field or false
+    end
+    for _, rl in ipairs(RULES) do
+        rl.check(r, creator_info, add)
+    end
+
+    if #problems > 0 then
+        local err = errors.new("invalid_settings",
+            format("the post cannot be sent as requested (%d problem%s): %s",
+                   #problems, #problems == 1 and "" or "s", concat(problems, " ")),
+            { problems = problems })
+        err.fields = about
+        return nil, err
+    end
+    return normalized(r)
 end
 
 

@@ -716,18 +716,91 @@ describe("tiktok.settings", function()
         assert.is_false(r.comments)
     end)
 
-    it("exports FIELDS: exactly the keys validate() accepts", function()
-        local n = 0
-        for k in pairs(settings.FIELDS) do
-            n = n + 1
-            local req = merge(VIDEO, { [k] = (k == "duration_sec") and 1 or "x" })
-            local ok, msg = pcall(settings.validate, req, PUBLIC)
-            assert.is_true(ok, k .. ": " .. tostring(msg))
+    it("exports FIELDS: every post field, and the options tiktok.post takes besides them", function()
+        for _, f in ipairs(require("tiktok.fields").list) do
+            assert.equal("field", settings.FIELDS[f.name], f.name)
         end
-        assert.are.equal(17, n)
+        for _, k in ipairs({ "connection", "account", "as", "vars", "wait", "on_progress", "on_publish",
+                             "wait_timeout_ms", "detach", "duration_sec" }) do
+            assert.is_not_nil(settings.FIELDS[k], k)
+        end
         assert.has_error(function()
-            settings.validate(merge(VIDEO, { vars = {} }), PUBLIC)
+            settings.validate(merge(VIDEO, { wait = "yes" }), PUBLIC)
+        end, "tiktok.settings.validate: option 'wait' must be a boolean, got string")
+    end)
+
+    describe("takes the whole tiktok.post request", function()
+        it("renders the templates with vars and ignores connection, account, as, wait and callbacks", function()
+            local out = assert(settings.validate(merge(VIDEO, {
+                caption = "{{title}} is live", video_url = "https://cdn.example.com/{{slug}}.mp4",
+                vars = { title = "Spring", slug = "spring" }, connection = {}, account = "-000abc",
+                as = { user = "alice" }, wait = false, on_progress = function() end,
+            }), PUBLIC))
+            assert.equal("Spring is live", out.caption)
+            assert.equal("https://cdn.example.com/spring.mp4", out.video_url)
+            assert.is_nil(out.connection)
+            assert.is_nil(out.vars)
         end)
+
+        it("lists each missing variable as a problem, next to every other problem", function()
+            local _, err = settings.validate(merge(VIDEO, {
+                caption = "{{title}} by {{user.name}} {{title}}", privacy = "PRIVATE",
+            }), PUBLIC)
+            assert.equal("invalid_settings", err.code)
+            assert.equal(3, #err.problems, table.concat(err.problems, "\n"))
+            local text = table.concat(err.problems, "\n")
+            assert.truthy(text:find("{{title}}", 1, true))
+            assert.truthy(text:find("{{user.name}}", 1, true))
+            assert.truthy(text:find("add it to vars", 1, true))
+            assert.same({ "caption", "caption", "privacy" }, err.fields)
+        end)
+
+        it("a missing variable in a photo URL names the URL", function()
+            local _, err = settings.validate(merge(PHOTO, {
+                photo_urls = { "https://cdn.example.com/{{a}}.jpg" } }), PUBLIC)
+            assert.truthy(err.problems[1]:find("photo_urls[1] uses the variable {{a}}", 1, true))
+        end)
+    end)
+
+    describe("wording", function()
+        it("names command-line flags with wording = \"flags\"", function()
+            local _, err = settings.validate(merge(VIDEO, { privacy = "SELF_ONLY", duets = true,
+                                                           caption = "{{x}}" }), PUBLIC,
+                                             { wording = "flags" })
+            local text = table.concat(err.problems, "\n")
+            assert.truthy(text:find("--allow-duets cannot be allowed on a SELF_ONLY", 1, true), text)
+            assert.truthy(text:find("leave out --allow-duets", 1, true), text)
+            assert.truthy(text:find("--var NAME=VALUE", 1, true), text)
+            assert.is_nil(text:find("duets = false", 1, true))
+        end)
+
+        it("names a form's labels with wording = \"labels\"", function()
+            local _, err = settings.validate(merge(VIDEO, { video_url = "http://cdn.example.com/a.mp4" }),
+                                             PUBLIC, { wording = "labels" })
+            assert.truthy(err.problems[1]:find('"Video URL" http://cdn.example.com/a.mp4 uses http', 1, true),
+                          err.problems[1])
+            assert.same({ "video_url" }, err.fields)
+        end)
+
+        it("refuses an unknown wording", function()
+            assert.has_error(function() settings.validate(merge(VIDEO), PUBLIC, { wording = "yaml" }) end)
+        end)
+    end)
+
+    it("names the creator's own limit, in minutes too (3600 s for some creators)", function()
+        local _, err = settings.validate(merge(VIDEO, { duration_sec = 3700 }),
+                                         merge(PUBLIC, { max_video_post_duration_sec = 3600 }))
+        assert.truthy(err.problems[1]:find("at most 3600 s (60 minutes)", 1, true), err.problems[1])
+        assert.truthy(settings.validate(merge(VIDEO, { duration_sec = 3000 }),
+                                        merge(PUBLIC, { max_video_post_duration_sec = 3600 })))
+    end)
+
+    it("is a list of small named rules", function()
+        assert.is_true(#settings.RULES >= 10)
+        for _, r in ipairs(settings.RULES) do
+            assert.is_string(r.name)
+            assert.is_function(r.check)
+        end
     end)
 
     describe("disclosure_label()", function()
