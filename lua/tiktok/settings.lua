@@ -184,6 +184,19 @@ local function compile_verified(list)
 end
 
 
+-- Is the URL (normalized) under a verified prefix or domain?
+local function is_verified(verified, norm, host)
+    for _, prefix in ipairs(verified.prefixes) do
+        if sub(norm, 1, #prefix) == prefix then return true end
+    end
+    if sub(host, -1) == "." then host = sub(host, 1, -2) end
+    for _, d in ipairs(verified.domains) do
+        if host == d or (#host > #d and sub(host, -#d - 1) == "." .. d) then return true end
+    end
+    return false
+end
+
+
 -- Checks one pull URL; adds each problem. Returns nothing.
 local function check_url(add, field, name, u, verified, kind)
     if type(u) ~= "string" then
@@ -249,36 +262,14 @@ local function check_url(add, field, name, u, verified, kind)
         return
     end
 
-    if verified then
-        local norm = scheme .. "://" .. host .. port .. path
-        local ok = false
-        for _, prefix in ipairs(verified.prefixes) do
-            if sub(norm, 1, #prefix) == prefix then
-                ok = true
-                break
-            end
-        end
-        if not ok then
-            local h = host
-            if sub(h, -1) == "." then
-                h = sub(h, 1, -2)
-            end
-            for _, d in ipairs(verified.domains) do
-                if h == d or (#h > #d and sub(h, -#d - 1) == "." .. d) then
-                    ok = true
-                    break
-                end
-            end
-        end
-        if not ok then
-            local alt = kind == "photo"
-                and "photos can only be pulled from URLs"
-                or "or post the file with video_file"
-            add(field, "%s %s is not under a verified domain or URL prefix, so TikTok "
-                .. "would refuse it (url_ownership_unverified): verify the "
-                .. "domain or URL prefix in the TikTok developer portal (Manage "
-                .. "URL properties) and add it to verified_prefixes, %s.", name, show_url(u), alt)
-        end
+    if verified and not is_verified(verified, scheme .. "://" .. host .. port .. path, host) then
+        local alt = kind == "photo"
+            and "photos can only be pulled from URLs"
+            or "or post the file with video_file"
+        add(field, "%s %s is not under a verified domain or URL prefix, so TikTok "
+            .. "would refuse it (url_ownership_unverified): verify the "
+            .. "domain or URL prefix in the TikTok developer portal (Manage "
+            .. "URL properties) and add it to verified_prefixes, %s.", name, show_url(u), alt)
     end
 end
 
