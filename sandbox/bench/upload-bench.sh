@@ -37,14 +37,19 @@ for i in $(seq 0 $((COUNT - 1))); do
 done
 cat "$WORK"/chunk.* >/dev/null   # page cache
 
-curl -s -X PATCH "$ADMIN/config" -d "{\"rate_limits\":{\"video.init\":100000},\"delays\":{\"processing_ms\":0}${BENCH_CONFIG:-}}" >/dev/null
-curl -s -X PATCH "$ADMIN/users/$TIKTOK_SANDBOX_USER" -d '{"daily_post_cap":100000}' >/dev/null
+JSON='Content-Type: application/json'   # the control API takes JSON only
+curl -s -X PATCH -H "$JSON" "$ADMIN/config" -d "{\"rate_limits\":{\"video.init\":100000},\"delays\":{\"processing_ms\":0}${BENCH_CONFIG:-}}" >/dev/null
+curl -s -X PATCH -H "$JSON" "$ADMIN/users/$TIKTOK_SANDBOX_USER" -d '{"daily_post_cap":100000}' >/dev/null
+VERIFIER=$(head -c 48 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+CHALLENGE=$(printf '%s' "$VERIFIER" | sha256sum | cut -d' ' -f1)
 LOC=$(curl -s -o /dev/null -w '%{redirect_url}' "$API/v2/auth/authorize/" --data-urlencode "client_key=$TIKTOK_CLIENT_KEY" \
-  --data-urlencode "redirect_uri=$TIKTOK_REDIRECT_URI" -d response_type=code -d scope=user.info.basic,video.publish -d decision=approve)
+  --data-urlencode "redirect_uri=$TIKTOK_REDIRECT_URI" -d response_type=code -d scope=user.info.basic,video.publish \
+  -d code_challenge=$CHALLENGE -d code_challenge_method=S256 -d decision=approve)
 CODE=$(printf '%s' "$LOC" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
 CODE=$(printf '%b' "${CODE//%/\\x}")
 TOKEN=$(curl -s "$API/v2/oauth/token/" --data-urlencode "client_key=$TIKTOK_CLIENT_KEY" --data-urlencode "client_secret=$TIKTOK_CLIENT_SECRET" \
-  --data-urlencode "code=$CODE" -d grant_type=authorization_code --data-urlencode "redirect_uri=$TIKTOK_REDIRECT_URI" |
+  --data-urlencode "code=$CODE" -d grant_type=authorization_code --data-urlencode "redirect_uri=$TIKTOK_REDIRECT_URI" \
+  --data-urlencode "code_verifier=$VERIFIER" |
   sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 
 rss() { awk '/VmRSS/{print $2}' "/proc/$WORKER/status"; }
@@ -76,7 +81,7 @@ run_mode() {
   if [ "$mode" = sink ]; then
     url=${TIKTOK_UPLOAD_BASE_PLAIN%/upload/}/_sink
   else
-    curl -s -X PATCH "$ADMIN/config" -d "{\"upload\":{\"hash\":$([ "$mode" = hash ] && echo true || echo false)}}" >/dev/null
+    curl -s -X PATCH -H "$JSON" "$ADMIN/config" -d "{\"upload\":{\"hash\":$([ "$mode" = hash ] && echo true || echo false)}}" >/dev/null
     url=$(curl -s "$API/v2/post/publish/video/init/" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json; charset=UTF-8' \
       -d "{\"post_info\":{\"privacy_level\":\"SELF_ONLY\"},\"source_info\":{\"source\":\"FILE_UPLOAD\",\"video_size\":$SIZE,\"chunk_size\":$CHUNK,\"total_chunk_count\":$COUNT}}" |
       sed -n 's/.*"upload_url":"\([^"]*\)".*/\1/p')

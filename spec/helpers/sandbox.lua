@@ -58,13 +58,13 @@ local function tmpname()
   return os.tmpname()
 end
 
--- KEY='value' lines as written by sandbox/run.
+-- [export ]KEY='value' lines as written by sandbox/run.
 function M.read_env(path)
   local env = {}
   local s = read_file(path)
   if not s then return nil end
   for line in s:gmatch("[^\n]+") do
-    local k, v = line:match("^([%w_]+)=(.*)$")
+    local k, v = line:gsub("^export%s+", ""):match("^([%w_]+)=(.*)$")
     if k then
       if v:sub(1, 1) == "'" and v:sub(-1) == "'" then
         v = v:sub(2, -2):gsub("'\\''", "'")
@@ -333,6 +333,58 @@ function SB:login(params)
   })
   assert(st == 200 and tok and tok.access_token, "token exchange failed: " .. tostring(st) .. " " .. tostring(raw))
   return tok
+end
+
+--- A PKCE pair as TikTok wants it: a 64-character verifier of unreserved
+-- characters and its challenge, the lower-case hex SHA-256 of the verifier.
+function M.pkce_pair()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local raw = f:read(64)
+  f:close()
+  local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+  local out = {}
+  for i = 1, #raw do
+    local k = raw:byte(i) % #alphabet + 1
+    out[i] = alphabet:sub(k, k)
+  end
+  local verifier = table.concat(out)
+  return verifier, M.sha256_hex(verifier)
+end
+
+--- authorize() with PKCE (the sandbox's default app requires it): adds a
+-- fresh code_challenge unless params has one. Returns status, query table of
+-- the redirect, Location, body, and the code_verifier to send on exchange.
+function SB:authorize_pkce(params)
+  local p = {}
+  for k, v in pairs(params or {}) do p[k] = v end
+  local verifier = p.code_verifier
+  if p.code_challenge == nil then
+    local challenge
+    verifier, challenge = M.pkce_pair()
+    p.code_challenge, p.code_challenge_method = challenge, "S256"
+  end
+  p.code_verifier = nil
+  local status, q, loc, body = self:authorize(p)
+  return status, q, loc, body, verifier
+end
+
+--- login() with PKCE: authorize with a fresh challenge, exchange with its verifier.
+function SB:login_pkce(params)
+  local p = {}
+  for k, v in pairs(params or {}) do p[k] = v end
+  if p.code_challenge == nil then
+    local verifier, challenge = M.pkce_pair()
+    p.code_challenge, p.code_challenge_method, p.code_verifier = challenge, "S256", verifier
+  end
+  return self:login(p)
+end
+
+--- Register another app through the control API (fields as POST /apps takes);
+-- returns the app (client_key, client_secret, ...).
+function SB:add_app(fields)
+  local v, status = self:admin("POST", "/apps", fields or {})
+  assert(status == 201, "POST /apps failed: " .. tostring(status) .. " " .. cjson.encode(v))
+  return v
 end
 
 --- Call an API endpoint with a bearer token and a JSON body (nil: no body).

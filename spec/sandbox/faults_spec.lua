@@ -11,7 +11,7 @@ describe("sandbox faults", function()
 
   before_each(function()
     sb:configure({ rate_limits = { ["video.init"] = 1000 } })
-    token = sb:login({}).access_token
+    token = sb:login_pkce({}).access_token
   end)
 
   local function fault(rule)
@@ -24,7 +24,7 @@ describe("sandbox faults", function()
     source_info = { source = "FILE_UPLOAD", video_size = 1000, chunk_size = 1000, total_chunk_count = 1 } }
 
   it("answers the next N requests with a canned status and JSON body", function()
-    local t = sb:login({})
+    local t = sb:login_pkce({})
     fault({ endpoint = "oauth.token", count = 2, status = 503,
       json = { error = "temporarily_unavailable", error_description = "try later", log_id = "x" } })
     for _ = 1, 2 do

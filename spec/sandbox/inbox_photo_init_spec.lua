@@ -10,7 +10,7 @@ describe("sandbox inbox video init and photo init", function()
 
   before_each(function()
     sb:configure({ rate_limits = { ["inbox.init"] = 10000, ["content.init"] = 10000 }, caps = { pending_shares = 1000 } })
-    token = sb:login({}).access_token
+    token = sb:login_pkce({}).access_token
   end)
 
   local function expect(path, body, status_code, code, tok)
@@ -43,16 +43,16 @@ describe("sandbox inbox video init and photo init", function()
     end)
 
     it("applies the same chunk plan and URL rules", function()
-      expect(PATH, { source_info = { source = "FILE_UPLOAD", video_size = 50000123, chunk_size = 10000000, total_chunk_count = 6 } }, 400, "invalid_param")
-      expect(PATH, { source_info = { source = "FILE_UPLOAD", video_size = 1000, chunk_size = 500, total_chunk_count = 2 } }, 400, "invalid_param")
-      expect(PATH, { source_info = { source = "PULL_FROM_URL", video_url = "http://localhost/x.mp4" } }, 400, "invalid_param")
+      expect(PATH, { source_info = { source = "FILE_UPLOAD", video_size = 50000123, chunk_size = 10000000, total_chunk_count = 6 } }, 400, "invalid_params")
+      expect(PATH, { source_info = { source = "FILE_UPLOAD", video_size = 1000, chunk_size = 500, total_chunk_count = 2 } }, 400, "invalid_params")
+      expect(PATH, { source_info = { source = "PULL_FROM_URL", video_url = "http://localhost/x.mp4" } }, 400, "invalid_params")
       expect(PATH, { source_info = { source = "PULL_FROM_URL", video_url = "https://elsewhere.example/x.mp4" } }, 403, "url_ownership_unverified")
-      expect(PATH, {}, 400, "invalid_param")
-      expect(PATH, { source_info = { source = "NOPE" } }, 400, "invalid_param")
+      expect(PATH, {}, 400, "invalid_params")
+      expect(PATH, { source_info = { source = "NOPE" } }, 400, "invalid_params")
     end)
 
     it("needs the video.upload scope", function()
-      local t = sb:login({ scope = "user.info.basic,video.publish" }).access_token
+      local t = sb:login_pkce({ scope = "user.info.basic,video.publish" }).access_token
       expect(PATH, FILE, 401, "scope_not_authorized", t)
       expect(PATH, FILE, 401, "access_token_invalid", "act.nope")
     end)
@@ -131,15 +131,15 @@ describe("sandbox inbox video init and photo init", function()
       { "branded content posted SELF_ONLY", { post_info = { brand_content_toggle = true } } },
     }
     for _, case in ipairs(bad) do
-      it("refuses " .. case[1] .. " with 400 invalid_param", function()
-        expect(PATH, photo(case[2]), 400, "invalid_param")
+      it("refuses " .. case[1] .. " with 400 invalid_params", function()
+        expect(PATH, photo(case[2]), 400, "invalid_params")
       end)
     end
 
     it("refuses 36 images", function()
       local imgs = {}
       for i = 1, 36 do imgs[i] = env.TIKTOK_MEDIA_BASE .. i .. ".jpg" end
-      expect(PATH, photo({ source_info = { photo_images = imgs } }), 400, "invalid_param")
+      expect(PATH, photo({ source_info = { photo_images = imgs } }), 400, "invalid_params")
     end)
 
     it("refuses a DIRECT_POST without a valid privacy_level (403)", function()
@@ -148,9 +148,9 @@ describe("sandbox inbox video init and photo init", function()
     end)
 
     it("checks the scope of each post_mode", function()
-      local upload_only = sb:login({ scope = "user.info.basic,video.upload" }).access_token
-      local publish_only = sb:login({ scope = "user.info.basic,video.publish" }).access_token
-      local neither = sb:login({ scope = "user.info.basic" }).access_token
+      local upload_only = sb:login_pkce({ scope = "user.info.basic,video.upload" }).access_token
+      local publish_only = sb:login_pkce({ scope = "user.info.basic,video.publish" }).access_token
+      local neither = sb:login_pkce({ scope = "user.info.basic" }).access_token
       expect(PATH, photo(), 401, "scope_not_authorized", upload_only)
       expect(PATH, photo({ post_mode = "MEDIA_UPLOAD" }), 200, "ok", upload_only)
       expect(PATH, photo({ post_mode = "MEDIA_UPLOAD" }), 401, "scope_not_authorized", publish_only)

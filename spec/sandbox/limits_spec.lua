@@ -32,7 +32,7 @@ describe("sandbox limits", function()
   describe("rate limits", function()
     it("use a sliding window per token and endpoint", function()
       sb:configure({ rate_limits = { ["video.init"] = 2 } })
-      local t = sb:login({}).access_token
+      local t = sb:login_pkce({}).access_token
       assert.equal(200, (direct(t)))                         -- t = 0
       sb:admin("POST", "/clock", { advance_sec = 30 })
       assert.equal(200, (direct(t)))                         -- t = 30
@@ -44,13 +44,13 @@ describe("sandbox limits", function()
       assert.equal(429, (direct(t)))                         -- the one at t = 30 is still in it
       -- other endpoints and other tokens have their own budgets
       assert.equal(200, (sb:api("POST", "/v2/post/publish/creator_info/query/", t, {})))
-      local t2 = sb:login({}).access_token
+      local t2 = sb:login_pkce({}).access_token
       assert.equal(200, (direct(t2)))
     end)
 
     it("have a configurable window", function()
       sb:configure({ rate_limits = { window_sec = 5, ["inbox.init"] = 1 } })
-      local t = sb:login({}).access_token
+      local t = sb:login_pkce({}).access_token
       assert.equal(200, (inbox(t)))
       assert.equal(429, (inbox(t)))
       sb:admin("POST", "/clock", { advance_sec = 6 })
@@ -59,7 +59,7 @@ describe("sandbox limits", function()
 
     it("are checked after authentication", function()
       sb:configure({ rate_limits = { ["video.init"] = 1 } })
-      local t = sb:login({}).access_token
+      local t = sb:login_pkce({}).access_token
       assert.equal(200, (direct(t)))
       assert.equal(401, (direct("act.bad")))
     end)
@@ -68,7 +68,7 @@ describe("sandbox limits", function()
   describe("daily posting cap", function()
     it("defaults to 15 direct posts per creator in 24 hours", function()
       sb:configure({ rate_limits = { ["video.init"] = 1000 } })
-      local t = sb:login({}).access_token
+      local t = sb:login_pkce({}).access_token
       for i = 1, 15 do assert.equal(200, (direct(t)), "post " .. i) end
       local status, code = direct(t)
       assert.equal(403, status)
@@ -79,9 +79,9 @@ describe("sandbox limits", function()
     it("is per creator, shared across apps, configurable, and resets after 24 hours", function()
       sb:admin("PATCH", "/users/" .. env.TIKTOK_SANDBOX_USER, { daily_post_cap = 2 })
       local app = sb:admin("POST", "/apps", {})
-      local a = sb:login({}).access_token
-      local b = sb:login({ client_key = app.client_key, client_secret = app.client_secret }).access_token
-      local p = sb:login({ username = "sandbox_private" }).access_token
+      local a = sb:login_pkce({}).access_token
+      local b = sb:login_pkce({ client_key = app.client_key, client_secret = app.client_secret }).access_token
+      local p = sb:login_pkce({ username = "sandbox_private" }).access_token
       assert.equal(200, (direct(a)))
       assert.equal(200, (direct(b)))
       assert.equal(403, (direct(a)))
@@ -89,7 +89,7 @@ describe("sandbox limits", function()
       assert.equal(200, (direct(p)))                        -- another creator
       assert.equal(200, (inbox(a)))                         -- drafts are not direct posts
       sb:admin("POST", "/clock", { advance_sec = 86401 })
-      local a2 = sb:login({}).access_token
+      local a2 = sb:login_pkce({}).access_token
       assert.equal(200, (direct(a2)))
       assert.equal("ok", creator_code(a2))
     end)
@@ -98,7 +98,7 @@ describe("sandbox limits", function()
   describe("pending inbox shares", function()
     it("allows 5 pending shares in 24 hours, then 403 spam_risk_too_many_pending_share", function()
       sb:configure({ rate_limits = { ["inbox.init"] = 1000, ["content.init"] = 1000 } })
-      local t = sb:login({}).access_token
+      local t = sb:login_pkce({}).access_token
       local ids, ids_url = {}, {}
       for i = 1, 5 do
         local status, _, v = inbox(t)
@@ -128,14 +128,14 @@ describe("sandbox limits", function()
       assert.equal(403, (inbox(t)))
       -- the window is 24 hours
       sb:admin("POST", "/clock", { advance_sec = 86401 })
-      assert.equal(200, (inbox(sb:login({}).access_token)))
+      assert.equal(200, (inbox(sb:login_pkce({}).access_token)))
     end)
 
     it("frees a slot when the creator posts a delivered draft", function()
       sb:configure({ rate_limits = { ["inbox.init"] = 1000 }, caps = { pending_shares = 1 }, delays = { processing_ms = 20 } })
       local media = env.TIKTOK_MEDIA_DIR .. "/clip.mp4"
       sandbox.make_video(media, { seconds = 1 })
-      local t = sb:login({}).access_token
+      local t = sb:login_pkce({}).access_token
       local _, v = sb:api("POST", INBOX, t, { source_info = { source = "PULL_FROM_URL", video_url = env.TIKTOK_MEDIA_BASE .. "clip.mp4" } })
       local id = v.data.publish_id
       assert.equal(403, (inbox(t)))
@@ -152,8 +152,8 @@ describe("sandbox limits", function()
   describe("active-user cap", function()
     it("blocks new publishing users once the client's daily quota is used", function()
       sb:admin("PATCH", "/apps/default", { active_user_cap = 1 })
-      local a = sb:login({}).access_token
-      local b = sb:login({ username = "sandbox_private" }).access_token
+      local a = sb:login_pkce({}).access_token
+      local b = sb:login_pkce({ username = "sandbox_private" }).access_token
       assert.equal("ok", creator_code(b))
       assert.equal(200, (direct(a)))
       local status, code = direct(b)
@@ -172,16 +172,16 @@ describe("sandbox limits", function()
     end)
 
     it("only posts to private accounts", function()
-      local pub = sb:login({}).access_token
+      local pub = sb:login_pkce({}).access_token
       local status, code = direct(pub)
       assert.equal(403, status)
       assert.equal("unaudited_client_can_only_post_to_private_accounts", code)
-      local priv = sb:login({ username = "sandbox_private" }).access_token
+      local priv = sb:login_pkce({ username = "sandbox_private" }).access_token
       assert.equal(200, (direct(priv, "SELF_ONLY")))
     end)
 
     it("only posts SELF_ONLY", function()
-      local priv = sb:login({ username = "sandbox_private" }).access_token
+      local priv = sb:login_pkce({ username = "sandbox_private" }).access_token
       local status, code = direct(priv, "FOLLOWER_OF_CREATOR")
       assert.equal(403, status)
       assert.equal("privacy_level_option_mismatch", code)
@@ -196,19 +196,19 @@ describe("sandbox limits", function()
         assert.equal(201, st)
       end
       for i = 1, 5 do
-        local t = sb:login({ username = "private_" .. i }).access_token
+        local t = sb:login_pkce({ username = "private_" .. i }).access_token
         assert.equal(200, (direct(t)), "user " .. i)
       end
-      local t6 = sb:login({ username = "private_6" }).access_token
+      local t6 = sb:login_pkce({ username = "private_6" }).access_token
       local status, code = direct(t6)
       assert.equal(403, status)
       assert.equal("reached_active_user_cap", code)
       sb:admin("POST", "/clock", { advance_sec = 86401 })
-      assert.equal(200, (direct(sb:login({ username = "private_6" }).access_token)))
+      assert.equal(200, (direct(sb:login_pkce({ username = "private_6" }).access_token)))
     end)
 
     it("still accepts inbox drafts", function()
-      assert.equal(200, (inbox(sb:login({}).access_token)))
+      assert.equal(200, (inbox(sb:login_pkce({}).access_token)))
     end)
   end)
 end)

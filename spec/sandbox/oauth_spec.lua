@@ -11,10 +11,13 @@ describe("sandbox Login Kit", function()
     API = env.TIKTOK_API_BASE
   end)
 
+  -- A valid authorize request: the default app requires PKCE (§15.1).
+  local PAGE_VERIFIER = string.rep("v", 50)
   local function authorize_url(params)
     local p = {
       client_key = env.TIKTOK_CLIENT_KEY, response_type = "code",
       scope = "user.info.basic,video.publish", redirect_uri = env.TIKTOK_REDIRECT_URI, state = "st-123",
+      code_challenge = sandbox.sha256_hex(PAGE_VERIFIER), code_challenge_method = "S256",
     }
     for k, v in pairs(params or {}) do
       if v == false then p[k] = nil else p[k] = v end
@@ -70,8 +73,8 @@ describe("sandbox Login Kit", function()
       { "a base64url code_challenge (RFC 7636 style)", { code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method = "S256" }, "invalid_request", "code_challenge" },
       { "a 63-character code_challenge", { code_challenge = string.rep("a", 63), code_challenge_method = "S256" }, "invalid_request", "code_challenge" },
       { "code_challenge_method=plain", { code_challenge = string.rep("ab", 32), code_challenge_method = "plain" }, "invalid_request", "code_challenge_method" },
-      { "a code_challenge without method", { code_challenge = string.rep("ab", 32) }, "invalid_request", "code_challenge_method" },
-      { "a method without code_challenge", { code_challenge_method = "S256" }, "invalid_request", "code_challenge" },
+      { "a code_challenge without method", { code_challenge = string.rep("ab", 32), code_challenge_method = false }, "invalid_request", "code_challenge_method" },
+      { "a method without code_challenge", { code_challenge = false }, "invalid_request", "code_challenge" },
       { "disable_auto_auth=2", { disable_auto_auth = "2" }, "invalid_request", "disable_auto_auth" },
     }
     for _, case in ipairs(refused) do
@@ -99,12 +102,13 @@ describe("sandbox Login Kit", function()
       assert.equal(200, status)
     end)
 
-    it("requires PKCE when the app is configured to (desktop apps)", function()
-      sb:admin("PATCH", "/apps/default", { pkce_required = true })
-      local status, h = get_page({})
+    it("requires PKCE by default; pkce_required = false turns it off", function()
+      local status, h, body = get_page({ code_challenge = false, code_challenge_method = false })
       assert.equal(400, status)
       assert.equal("invalid_request", h["x-sandbox-error"])
-      assert.equal(200, (get_page({ code_challenge = challenge_for(string.rep("v", 50)), code_challenge_method = "S256" })))
+      assert.truthy(body:find('<code id="param">code_challenge</code>', 1, true))
+      sb:admin("PATCH", "/apps/default", { pkce_required = false })
+      assert.equal(200, (get_page({ code_challenge = false, code_challenge_method = false })))
     end)
 
     it("matches a registered loopback redirect URI with the wildcard port", function()
@@ -119,7 +123,7 @@ describe("sandbox Login Kit", function()
 
   describe("POST /v2/auth/authorize/ (approve path)", function()
     it("approve redirects to the exact redirect_uri with code, scopes and state", function()
-      local status, q, loc = sb:authorize({ scope = "user.info.basic,video.publish", state = "abc 123&x" })
+      local status, q, loc = sb:authorize_pkce({ scope = "user.info.basic,video.publish", state = "abc 123&x" })
       assert.equal(302, status)
       assert.equal(env.TIKTOK_REDIRECT_URI, loc:match("^([^?]+)"))
       assert.truthy(q.code and #q.code > 40)
@@ -130,7 +134,7 @@ describe("sandbox Login Kit", function()
     end)
 
     it("cancel redirects with error=access_denied and the state, without a code", function()
-      local status, q = sb:authorize({ decision = "cancel", state = "s1" })
+      local status, q = sb:authorize_pkce({ decision = "cancel", state = "s1" })
       assert.equal(302, status)
       assert.equal("access_denied", q.error)
       assert.truthy(q.error_description and #q.error_description > 0)
@@ -139,21 +143,21 @@ describe("sandbox Login Kit", function()
     end)
 
     it("omits state when none was sent", function()
-      local _, q = sb:authorize({})
+      local _, q = sb:authorize_pkce({})
       assert.is_nil(q.state)
     end)
 
     it("re-validates everything: an unregistered redirect_uri gets the error page", function()
-      local status, _, loc, body = sb:authorize({ redirect_uri = "https://evil.example/cb" })
+      local status, _, loc, body = sb:authorize_pkce({ redirect_uri = "https://evil.example/cb" })
       assert.equal(400, status)
       assert.is_nil(loc)
       assert.truthy(body:find("invalid_request", 1, true))
-      status = sb:authorize({ scope = "video.nope" })
+      status = sb:authorize_pkce({ scope = "video.nope" })
       assert.equal(400, status)
     end)
 
     it("needs decision=approve|cancel", function()
-      assert.equal(400, (sb:authorize({ decision = "maybe" })))
+      assert.equal(400, (sb:authorize_pkce({ decision = "maybe" })))
     end)
 
     it("refuses a form posted as JSON", function()
@@ -162,9 +166,9 @@ describe("sandbox Login Kit", function()
     end)
 
     it("refuses an unknown username and logs in the chosen one", function()
-      assert.equal(400, (sb:authorize({ username = "nobody_here" })))
-      local a = sb:login({ username = env.TIKTOK_SANDBOX_USER })
-      local b = sb:login({ username = "sandbox_private" })
+      assert.equal(400, (sb:authorize_pkce({ username = "nobody_here" })))
+      local a = sb:login_pkce({ username = env.TIKTOK_SANDBOX_USER })
+      local b = sb:login_pkce({ username = "sandbox_private" })
       assert.are_not.equal(a.open_id, b.open_id)
       local users = sb:admin("GET", "/users")
       local ids = {}
@@ -174,19 +178,21 @@ describe("sandbox Login Kit", function()
     end)
 
     it("lets the user grant a subset of the requested scopes", function()
-      local status, q = sb:authorize({ scope = "user.info.basic,video.publish,video.upload", granted_scopes = "video.upload" })
+      local status, q, _, _, verifier = sb:authorize_pkce({ scope = "user.info.basic,video.publish,video.upload", granted_scopes = "video.upload" })
       assert.equal(302, status)
       assert.equal("user.info.basic,video.upload", q.scopes)
-      local st, tok = sb:token({ grant_type = "authorization_code", code = q.code, redirect_uri = env.TIKTOK_REDIRECT_URI })
+      local st, tok = sb:token({ grant_type = "authorization_code", code = q.code, redirect_uri = env.TIKTOK_REDIRECT_URI,
+        code_verifier = verifier })
       assert.equal(200, st)
       assert.equal("user.info.basic,video.upload", tok.scope)
-      assert.equal(400, (sb:authorize({ scope = "user.info.basic", granted_scopes = "video.publish" })))
+      assert.equal(400, (sb:authorize_pkce({ scope = "user.info.basic", granted_scopes = "video.publish" })))
     end)
 
     it("uses the consent page's checkboxes when the browser form is submitted", function()
       local form = {
         { "client_key", env.TIKTOK_CLIENT_KEY }, { "response_type", "code" },
         { "scope", "user.info.basic,video.publish,video.upload" }, { "redirect_uri", env.TIKTOK_REDIRECT_URI },
+        { "code_challenge", sandbox.sha256_hex(PAGE_VERIFIER) }, { "code_challenge_method", "S256" },
         { "scope_choice", "1" }, { "username", "sandbox_private" }, { "granted_scope", "user.info.basic" },
         { "granted_scope", "video.publish" }, { "decision", "approve" },
       }
@@ -198,15 +204,23 @@ describe("sandbox Login Kit", function()
   end)
 
   describe("POST /v2/oauth/token/ authorization_code", function()
+    -- Codes come with PKCE (the default app requires it); token() sends the
+    -- code's verifier unless the form names one.
+    local verifiers = {}
     local function code(params)
-      local status, q = sb:authorize(params)
+      local status, q, _, _, verifier = sb:authorize_pkce(params)
       assert.equal(302, status)
+      verifiers[q.code] = verifier
       return q.code
+    end
+    local function token(form)
+      if form.code and form.code_verifier == nil then form.code_verifier = verifiers[form.code] end
+      return sb:token(form)
     end
 
     it("returns TikTok's flat token response", function()
       local c = code({ scope = "user.info.basic,video.publish" })
-      local status, tok, raw = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
+      local status, tok, raw = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
       assert.equal(200, status)
       assert.matches("^act%.[%w]+", tok.access_token)
       assert.matches("^rft%.[%w]+", tok.refresh_token)
@@ -222,7 +236,7 @@ describe("sandbox Login Kit", function()
     it("issues unguessable, distinct tokens", function()
       local seen = {}
       for _ = 1, 3 do
-        local t = sb:login({})
+        local t = sb:login_pkce({})
         assert.is_nil(seen[t.access_token]); seen[t.access_token] = true
         assert.is_nil(seen[t.refresh_token]); seen[t.refresh_token] = true
         local random = t.access_token:match("^act%.(%w+)")
@@ -234,14 +248,15 @@ describe("sandbox Login Kit", function()
       local c = code({})
       local _, h = sb:http("POST", API .. "/v2/oauth/token/", { form = {
         client_key = env.TIKTOK_CLIENT_KEY, client_secret = env.TIKTOK_CLIENT_SECRET,
-        grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI } })
+        grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI,
+        code_verifier = verifiers[c] } })
       assert.equal("no-store", h["cache-control"])
     end)
 
     it("codes are single use", function()
       local c = code({})
-      assert.equal(200, (sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })))
-      local status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
+      assert.equal(200, (token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })))
+      local status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
       assert.equal(400, status)
       assert.equal("invalid_grant", err.error)
       assert.truthy(err.log_id and #err.log_id > 10)
@@ -252,27 +267,28 @@ describe("sandbox Login Kit", function()
       sb:configure({ tokens = { code_ttl_sec = 60 } })
       local c = code({})
       sb:admin("POST", "/clock", { advance_sec = 61 })
-      local status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
+      local status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
       assert.equal(400, status)
       assert.equal("invalid_grant", err.error)
       assert.matches("expired", err.error_description)
     end)
 
     it("codes must be URL-decoded before the exchange", function()
-      local status, q, loc = sb:authorize({})
+      local status, q, loc, _, verifier = sb:authorize_pkce({})
       assert.equal(302, status)
+      verifiers[q.code] = verifier
       local raw = loc:match("[?&]code=([^&]+)")
       assert.are_not.equal(q.code, raw)
-      local st, err = sb:token({ grant_type = "authorization_code", code = raw, redirect_uri = env.TIKTOK_REDIRECT_URI })
+      local st, err = token({ grant_type = "authorization_code", code = raw, redirect_uri = env.TIKTOK_REDIRECT_URI })
       assert.equal(400, st)
       assert.equal("invalid_grant", err.error)
-      assert.equal(200, (sb:token({ grant_type = "authorization_code", code = q.code, redirect_uri = env.TIKTOK_REDIRECT_URI })))
+      assert.equal(200, (token({ grant_type = "authorization_code", code = q.code, redirect_uri = env.TIKTOK_REDIRECT_URI })))
     end)
 
     it("codes are bound to the client", function()
       local other = sb:admin("POST", "/apps", { name = "Other" })
       local c = code({})
-      local status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI,
+      local status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI,
         client_key = other.client_key, client_secret = other.client_secret })
       assert.equal(400, status)
       assert.equal("invalid_grant", err.error)
@@ -281,11 +297,11 @@ describe("sandbox Login Kit", function()
     it("codes are bound to the redirect_uri", function()
       sb:admin("PATCH", "/apps/default", { redirect_uris = { env.TIKTOK_REDIRECT_URI, "https://app.example.test/other" } })
       local c = code({})
-      local status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = "https://app.example.test/other" })
+      local status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = "https://app.example.test/other" })
       assert.equal(400, status)
       assert.equal("invalid_request", err.error)
       assert.equal("Redirect_uri is not matched with the uri when requesting code.", err.error_description)
-      status, err = sb:token({ grant_type = "authorization_code", code = c })
+      status, err = token({ grant_type = "authorization_code", code = c })
       assert.equal(400, status)
       assert.equal("invalid_request", err.error)
     end)
@@ -293,13 +309,13 @@ describe("sandbox Login Kit", function()
     it("checks the PKCE verifier as the lower-case hex SHA-256 of the challenge", function()
       local verifier = "sandbox-verifier-" .. string.rep("x7~_.", 8)
       local c = code({ code_challenge = challenge_for(verifier), code_challenge_method = "S256" })
-      local status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
+      local status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI })
       assert.equal(400, status)
       assert.equal("invalid_request", err.error)
-      status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI, code_verifier = "short" })
+      status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI, code_verifier = "short" })
       assert.equal(400, status)
       assert.equal("invalid_request", err.error)
-      status, err = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI, code_verifier = verifier .. "X" })
+      status, err = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI, code_verifier = verifier .. "X" })
       assert.equal(400, status)
       assert.equal("invalid_grant", err.error)
       assert.matches("Code verifier or code challenge is invalid", err.error_description, 1, true)
@@ -308,7 +324,7 @@ describe("sandbox Login Kit", function()
     it("accepts the right PKCE verifier", function()
       local verifier = string.rep("AbC-._~9", 7)
       local c = code({ code_challenge = challenge_for(verifier), code_challenge_method = "S256" })
-      local status, tok = sb:token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI, code_verifier = verifier })
+      local status, tok = token({ grant_type = "authorization_code", code = c, redirect_uri = env.TIKTOK_REDIRECT_URI, code_verifier = verifier })
       assert.equal(200, status)
       assert.truthy(tok.access_token)
     end)
@@ -343,7 +359,7 @@ describe("sandbox Login Kit", function()
       it("refuses " .. case[1], function()
         local form = { grant_type = "authorization_code", code = code({}), redirect_uri = env.TIKTOK_REDIRECT_URI }
         for k, v in pairs(case[2]) do form[k] = v end
-        local status, err = sb:token(form)
+        local status, err = token(form)
         assert.equal(case[3], status)
         assert.equal(case[4], err.error)
         if case[5] then assert.equal(case[5], err.error_description) end
@@ -353,7 +369,7 @@ describe("sandbox Login Kit", function()
 
     it("uses the configured lifetimes", function()
       sb:configure({ tokens = { access_ttl_sec = 60, refresh_ttl_sec = 3600 } })
-      local tok = sb:login({})
+      local tok = sb:login_pkce({})
       assert.equal(60, tok.expires_in)
       assert.equal(3600, tok.refresh_expires_in)
       sb:admin("POST", "/clock", { advance_sec = 61 })
@@ -365,7 +381,7 @@ describe("sandbox Login Kit", function()
 
   describe("refresh_token grant", function()
     it("rotates the refresh token: the old one stops working", function()
-      local t1 = sb:login({})
+      local t1 = sb:login_pkce({})
       local status, t2 = sb:token({ grant_type = "refresh_token", refresh_token = t1.refresh_token })
       assert.equal(200, status)
       assert.are_not.equal(t1.access_token, t2.access_token)
@@ -382,7 +398,7 @@ describe("sandbox Login Kit", function()
     end)
 
     it("reports the remaining refresh lifetime (no reset on rotation by default)", function()
-      local t1 = sb:login({})
+      local t1 = sb:login_pkce({})
       sb:admin("POST", "/clock", { advance_sec = 1000 })
       local _, t2 = sb:token({ grant_type = "refresh_token", refresh_token = t1.refresh_token })
       assert.truthy(t2.refresh_expires_in <= 15552000 - 1000 and t2.refresh_expires_in >= 15552000 - 1002)
@@ -393,7 +409,7 @@ describe("sandbox Login Kit", function()
     end)
 
     it("refuses expired, foreign, missing and unknown refresh tokens", function()
-      local t1 = sb:login({})
+      local t1 = sb:login_pkce({})
       local other = sb:admin("POST", "/apps", {})
       local st, err = sb:token({ grant_type = "refresh_token", refresh_token = t1.refresh_token,
         client_key = other.client_key, client_secret = other.client_secret })
@@ -408,7 +424,7 @@ describe("sandbox Login Kit", function()
     end)
 
     it("the control API can expire an access token so a client must refresh", function()
-      local t = sb:login({})
+      local t = sb:login_pkce({})
       local v = sb:admin("POST", "/tokens/expire", { access_token = t.access_token })
       assert.equal(1, v.expired)
       local status, body = sb:api("GET", "/v2/user/info/?fields=open_id", t.access_token)
@@ -456,7 +472,7 @@ describe("sandbox Login Kit", function()
     end
 
     it("invalidates the access token and the refresh token", function()
-      local t = sb:login({})
+      local t = sb:login_pkce({})
       assert.equal(200, (sb:api("GET", "/v2/user/info/?fields=open_id", t.access_token)))
       local status, v = revoke({ token = t.access_token })
       assert.equal(200, status)
@@ -470,19 +486,19 @@ describe("sandbox Login Kit", function()
     end)
 
     it("revokes every token of that user and app, not other users", function()
-      local a1 = sb:login({})
-      local a2 = sb:login({})
-      local b = sb:login({ username = "sandbox_private" })
+      local a1 = sb:login_pkce({})
+      local a2 = sb:login_pkce({})
+      local b = sb:login_pkce({ username = "sandbox_private" })
       assert.equal(200, (revoke({ token = a1.access_token })))
       assert.equal(401, (sb:api("GET", "/v2/user/info/?fields=open_id", a2.access_token)))
       assert.equal(200, (sb:api("GET", "/v2/user/info/?fields=open_id", b.access_token)))
       -- authorizing again works
-      local a3 = sb:login({})
+      local a3 = sb:login_pkce({})
       assert.equal(200, (sb:api("GET", "/v2/user/info/?fields=open_id", a3.access_token)))
     end)
 
     it("checks the client and the form", function()
-      local t = sb:login({})
+      local t = sb:login_pkce({})
       local status, err = revoke({ token = t.access_token, client_secret = "nope" })
       assert.equal(401, status); assert.equal("invalid_client", err.error)
       status, err = revoke({})
@@ -500,7 +516,7 @@ describe("sandbox Login Kit", function()
   end)
 
   it("never writes secrets into the request log", function()
-    local t = sb:login({})
+    local t = sb:login_pkce({})
     sb:token({ grant_type = "refresh_token", refresh_token = t.refresh_token })
     sb:api("GET", "/v2/user/info/?fields=open_id", t.access_token)
     local log = sb:log()

@@ -21,7 +21,7 @@ describe("sandbox PULL_FROM_URL", function()
   before_each(function()
     sb:configure({ rate_limits = { ["video.init"] = 10000, ["inbox.init"] = 10000, ["content.init"] = 10000, ["status.fetch"] = 10000 },
       delays = { processing_ms = 50, moderation_ms = 50 } })
-    token = sb:login({}).access_token
+    token = sb:login_pkce({}).access_token
   end)
 
   local FINAL = { PUBLISH_COMPLETE = true, FAILED = true, SEND_TO_USER_INBOX = true }

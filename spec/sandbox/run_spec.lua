@@ -86,7 +86,7 @@ describe("sandbox/run", function()
   end)
 
   it("streams uploads without writing request bodies to disk", function()
-    local t = sb:login({})
+    local t = sb:login_pkce({})
     local size = 6 * 1024 * 1024
     local _, v = sb:api("POST", "/v2/post/publish/video/init/", t.access_token, { post_info = { privacy_level = "SELF_ONLY" },
       source_info = { source = "FILE_UPLOAD", video_size = size, chunk_size = size, total_chunk_count = 1 } })
@@ -152,7 +152,7 @@ describe("sandbox/run", function()
     assert.matches("^http://127%.0%.0%.1:%d+$", s.env.TIKTOK_API_BASE)
     assert.matches("^http://", s.env.TIKTOK_MEDIA_BASE)
     assert.equal("", s.env.TIKTOK_CA_FILE)
-    local t = s:login({})
+    local t = s:login_pkce({})
     local status, v = s:api("POST", "/v2/post/publish/creator_info/query/", t.access_token, {})
     assert.equal(200, status)
     assert.equal("ok", v.error.code)

@@ -12,7 +12,7 @@ describe("sandbox status fetch and cancel", function()
   before_each(function()
     sb:configure({ rate_limits = { ["video.init"] = 10000, ["status.fetch"] = 10000 },
       delays = { processing_ms = 50, moderation_ms = 50 } })
-    token = sb:login({}).access_token
+    token = sb:login_pkce({}).access_token
   end)
 
   local FINAL = { PUBLISH_COMPLETE = true, FAILED = true, SEND_TO_USER_INBOX = true }
@@ -59,30 +59,30 @@ describe("sandbox status fetch and cancel", function()
       assert.equal("invalid_publish_id", v.error.code)
     end)
 
-    it("refuses a missing or non-string publish_id with 400 invalid_param", function()
+    it("refuses a missing or non-string publish_id with 400 invalid_params", function()
       local status, v = fetch(nil)
       assert.equal(400, status)
-      assert.equal("invalid_param", v.error.code)
+      assert.equal("invalid_params", v.error.code)
       status, v = sb:api("POST", "/v2/post/publish/status/fetch/", token, { publish_id = 123 })
       assert.equal(400, status)
-      assert.equal("invalid_param", v.error.code)
+      assert.equal("invalid_params", v.error.code)
     end)
 
     it("refuses another user's or another app's publish_id", function()
       local id = file_init()
-      local other_user = sb:login({ username = "sandbox_private" }).access_token
+      local other_user = sb:login_pkce({ username = "sandbox_private" }).access_token
       local status, v = fetch(id, other_user)
       assert.equal(400, status)
       assert.equal("token_not_authorized_for_specified_publish_id", v.error.code)
       local app = sb:admin("POST", "/apps", {})
-      local other_app = sb:login({ client_key = app.client_key, client_secret = app.client_secret }).access_token
+      local other_app = sb:login_pkce({ client_key = app.client_key, client_secret = app.client_secret }).access_token
       status, v = fetch(id, other_app)
       assert.equal(400, status)
       assert.equal("token_not_authorized_for_specified_publish_id", v.error.code)
     end)
 
     it("accepts any token of the same user and app (after a refresh)", function()
-      local t = sb:login({})
+      local t = sb:login_pkce({})
       local id = file_init(t.access_token)
       local _, t2 = sb:token({ grant_type = "refresh_token", refresh_token = t.refresh_token })
       assert.equal(200, (fetch(id, t2.access_token)))
@@ -93,11 +93,11 @@ describe("sandbox status fetch and cancel", function()
       local status, v = fetch(id, "act.nope")
       assert.equal(401, status)
       assert.equal("access_token_invalid", v.error.code)
-      local basic = sb:login({ scope = "user.info.basic" }).access_token
+      local basic = sb:login_pkce({ scope = "user.info.basic" }).access_token
       status, v = fetch(id, basic)
       assert.equal(401, status)
       assert.equal("scope_not_authorized", v.error.code)
-      local upload_only = sb:login({ scope = "video.upload" }).access_token
+      local upload_only = sb:login_pkce({ scope = "video.upload" }).access_token
       status, v = fetch(id, upload_only)   -- video.upload is enough; same user and app
       assert.equal(200, status)
       assert.equal("ok", v.error.code)
@@ -172,14 +172,14 @@ describe("sandbox status fetch and cancel", function()
       assert.equal("invalid_publish_id", v.error.code)
       sb:admin("POST", "/faults", { endpoint = "media.get", delay_ms = 2000 })
       local id = pull_init()
-      local other = sb:login({ username = "sandbox_private" }).access_token
+      local other = sb:login_pkce({ username = "sandbox_private" }).access_token
       status, v = cancel(id, other)
       assert.equal(400, status)
       assert.equal("token_not_authorized_for_specified_publish_id", v.error.code)
       status, v = cancel(id, "act.nope")
       assert.equal(401, status)
       assert.equal("access_token_invalid", v.error.code)
-      local basic = sb:login({ scope = "user.info.basic" }).access_token
+      local basic = sb:login_pkce({ scope = "user.info.basic" }).access_token
       status, v = cancel(id, basic)
       assert.equal(401, status)
       assert.equal("scope_not_authorized", v.error.code)

@@ -40,7 +40,7 @@ describe("sandbox upload", function()
   before_each(function()
     sb:configure({ rate_limits = { ["video.init"] = 10000, ["status.fetch"] = 10000 },
       delays = { processing_ms = 50, moderation_ms = 50 } })
-    token = sb:login({}).access_token
+    token = sb:login_pkce({}).access_token
   end)
 
   local function init(size, chunk, count, privacy, opts)

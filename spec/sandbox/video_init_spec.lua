@@ -12,7 +12,7 @@ describe("sandbox Direct Post video init", function()
 
   before_each(function()
     sb:configure({ rate_limits = { ["video.init"] = 10000 } })
-    token = sb:login({}).access_token
+    token = sb:login_pkce({}).access_token
   end)
 
   local function copy(t)
@@ -105,7 +105,7 @@ describe("sandbox Direct Post video init", function()
     end)
 
     it("records the post_info and the effective interaction settings", function()
-      local t = sb:login({ username = "sandbox_private" }).access_token
+      local t = sb:login_pkce({ username = "sandbox_private" }).access_token
       local status, v = sb:api("POST", PATH, t, body_with({ privacy_level = "FOLLOWER_OF_CREATOR", disable_comment = false,
         disable_duet = false, disable_stitch = false, is_aigc = true }))
       assert.equal(200, status)
@@ -119,7 +119,7 @@ describe("sandbox Direct Post video init", function()
     end)
   end)
 
-  describe("refuses with 400 invalid_param", function()
+  describe("refuses with 400 invalid_params", function()
     local cases = {
       { "a body that is not JSON", "{nope" },
       { "an empty body", "" },
@@ -164,7 +164,7 @@ describe("sandbox Direct Post video init", function()
       it(case[1], function()
         local status, v = init(case[2])
         assert.equal(400, status)
-        assert.equal("invalid_param", v.error.code)
+        assert.equal("invalid_params", v.error.code)
         assert.truthy(#v.error.message > 0)
         assert.truthy(#v.error.log_id > 10)
       end)
@@ -175,13 +175,13 @@ describe("sandbox Direct Post video init", function()
         '"source_info":{"source":"FILE_UPLOAD","video_size":1000,"chunk_size":1000,"total_chunk_count":1}}'
       local status, v = init(raw)
       assert.equal(400, status)
-      assert.equal("invalid_param", v.error.code)
+      assert.equal("invalid_params", v.error.code)
     end)
 
     it("a form-encoded body", function()
       local status, v = init("post_info=x", { headers = { ["Content-Type"] = "application/x-www-form-urlencoded" } })
       assert.equal(400, status)
-      assert.equal("invalid_param", v.error.code)
+      assert.equal("invalid_params", v.error.code)
     end)
 
     it("explains the chunk plan it expected", function()
@@ -219,7 +219,7 @@ describe("sandbox Direct Post video init", function()
     end)
 
     it("PUBLIC_TO_EVERYONE for a private account", function()
-      local t = sb:login({ username = "sandbox_private" }).access_token
+      local t = sb:login_pkce({ username = "sandbox_private" }).access_token
       expect(403, "privacy_level_option_mismatch", body_with({ privacy_level = "PUBLIC_TO_EVERYONE" }), t)
     end)
 
@@ -270,7 +270,7 @@ describe("sandbox Direct Post video init", function()
     end)
 
     it("needs the video.publish scope (401 scope_not_authorized)", function()
-      local t = sb:login({ scope = "user.info.basic,video.upload" }).access_token
+      local t = sb:login_pkce({ scope = "user.info.basic,video.upload" }).access_token
       local status, v = sb:api("POST", PATH, t, BASE)
       assert.equal(401, status)
       assert.equal("scope_not_authorized", v.error.code)

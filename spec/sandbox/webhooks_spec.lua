@@ -15,7 +15,7 @@ describe("sandbox webhooks", function()
       delays = { processing_ms = 20, moderation_ms = 20 }, webhooks = { retry_base_ms = 50 } })
     local _, st = sb:admin("PATCH", "/apps/default", { webhook_url = env.TIKTOK_WEBHOOK_SINK })
     assert.equal(200, st)
-    tok = sb:login({})
+    tok = sb:login_pkce({})
     token = tok.access_token
   end)
 

@@ -32,6 +32,7 @@ local function app_view(app)
     redirect_uris = arr(app.redirect_uris), scopes = arr(app.scopes), audited = app.audited,
     verified_prefixes = arr(app.verified_prefixes), verified_domains = arr(app.verified_domains),
     webhook_url = app.webhook_url, active_user_cap = app.active_user_cap, pkce_required = app.pkce_required,
+    oauth_errors_http_200 = app.oauth_errors_http_200 or false, disabled = app.disabled or false,
     default = app.default or false,
   }
 end
@@ -121,7 +122,7 @@ end
 local APP_FIELDS = {
   name = "string", client_secret = "string", redirect_uris = "list", scopes = "list", audited = "boolean",
   verified_prefixes = "list", verified_domains = "list", webhook_url = "url", active_user_cap = "int",
-  pkce_required = "boolean", client_key = "key",
+  pkce_required = "boolean", client_key = "key", oauth_errors_http_200 = "boolean", disabled = "boolean",
 }
 
 local function apply_app(app, b, creating)
@@ -314,7 +315,8 @@ function M.route()
           redirect_uris = util.copy(base.redirect_uris),
           scopes = (function() local t = {} for i, sc in ipairs(state.SCOPES) do t[i] = sc.name end return t end)(),
           audited = true, verified_prefixes = { state.boot_config().media_base }, verified_domains = {},
-          webhook_url = json.null, active_user_cap = 1000, pkce_required = false,
+          webhook_url = json.null, active_user_cap = 1000, pkce_required = true,
+          oauth_errors_http_200 = false, disabled = false,
         }
         local e = apply_app(app, b, true)
         if e then return bad(e) end
@@ -429,6 +431,63 @@ function M.route()
     end
   end
 
+  if r1 == "media" then
+    local dir = state.boot_config().media_dir
+    if not r2 and method == "GET" then
+      local out = json.array()
+      local pipe = io.popen("ls -1A " .. util.shell_quote(dir) .. " 2>/dev/null")
+      for name in pipe:lines() do
+        local f = io.open(dir .. "/" .. name, "rb")
+        if f then
+          local size = f:seek("end")
+          f:close()
+          if size then out[#out + 1] = { name = name, size = size, url = state.boot_config().media_base .. name } end
+        end
+      end
+      pipe:close()
+      return ok(out)
+    end
+    if r2 and not r3 then
+      local name = ngx.unescape_uri(r2)
+      if not name:match("^[%w][%w%._%-]*$") then
+        return bad("media file names are letters, digits, '.', '_' and '-' (no folders)")
+      end
+      local path = dir .. "/" .. name
+      if method == "DELETE" then
+        if not os.remove(path) then return not_found("media file") end
+        return ok({ ok = true })
+      end
+      if method == "PUT" then
+        local size = b.size
+        local head = ""
+        if b.content_base64 ~= nil then
+          if type(b.content_base64) ~= "string" then return bad("content_base64 must be a string") end
+          head = ngx.decode_base64(b.content_base64)
+          if not head then return bad("content_base64 is not valid base64") end
+        elseif b.copy_from ~= nil then
+          if type(b.copy_from) ~= "string" or not b.copy_from:match("^[%w][%w%._%-]*$") then
+            return bad("copy_from names a file of the media folder")
+          end
+          local f = io.open(dir .. "/" .. b.copy_from, "rb")
+          if not f then return not_found("media file " .. b.copy_from) end
+          head = f:read("*a")
+          f:close()
+        end
+        if size == nil then size = #head end
+        if not util.is_int(size) or size < #head or size > 2 ^ 42 then
+          return bad("size must be an integer of at least the content's length (bytes)")
+        end
+        local f, err = io.open(path, "wb")
+        if not f then return bad("cannot write " .. name .. ": " .. tostring(err), 500) end
+        f:write(head)
+        f:close()
+        -- The rest is a hole: a 4 GB file costs no disk and no time.
+        if not util.truncate(path, size) then return bad("cannot extend " .. name, 500) end
+        return reply.json(201, { name = name, size = size, url = state.boot_config().media_base .. name })
+      end
+    end
+  end
+
   if r1 == "log" then
     if method == "GET" then return ok(log_view(q)) end
     if method == "DELETE" then require("sandbox.reqlog").clear(); return ok({ ok = true }) end
@@ -486,8 +545,59 @@ function M.route()
   return bad("no such control API route: " .. method .. " " .. ngx.var.uri, 404)
 end
 
+-- The control API is a developer tool on loopback. A web page open in the
+-- developer's browser must not be able to drive it: by DNS rebinding (its
+-- requests then carry the page's own host name in Host), or by a form post
+-- or a "simple" cross-origin fetch (they cannot send application/json without
+-- a CORS preflight, which is never answered, and they carry Origin or
+-- Sec-Fetch-Site). Returns nil when the request may proceed, else the answer.
+local function loopback_host(h)
+  if type(h) ~= "string" then return false end
+  local host, port = h:match("^(%[[^%]]+%])(.*)$")
+  if not host then host, port = h:match("^([^:]+)(.*)$") end
+  if not host then return false end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    if not port or tonumber(port) ~= tonumber(ngx.var.server_port) then return false end
+  end
+  host = host:lower()
+  if host == "localhost" or host == "[::1]" then return true end
+  local a, b, c = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+  return a ~= nil and tonumber(a) <= 255 and tonumber(b) <= 255 and tonumber(c) <= 255
+end
+
+function M.guard()
+  local h = ngx.req.get_headers(100)
+  local host = h["host"]
+  if type(host) == "table" or not loopback_host(host) then
+    return bad("the control API answers only requests whose Host is a loopback name or address " ..
+      "(localhost, 127.x.x.x or [::1], with this port)", 403)
+  end
+  if h["origin"] ~= nil then
+    return bad("the control API does not answer requests sent by a web page (Origin header)", 403)
+  end
+  local site = h["sec-fetch-site"]
+  if site ~= nil and site ~= "none" then
+    return bad("the control API does not answer requests sent by a web page (Sec-Fetch-Site: " ..
+      tostring(site) .. ")", 403)
+  end
+  local ct = h["content-type"]
+  local has_body = (tonumber(h["content-length"]) or 0) > 0 or h["transfer-encoding"] ~= nil
+  if ct ~= nil then
+    if util.media_type(ct) ~= "application/json" then
+      return bad("the control API takes JSON only: send Content-Type: application/json (got " ..
+        tostring(type(ct) == "table" and ct[1] or ct) .. ")", 415)
+    end
+  elseif has_body then
+    return bad("the control API takes JSON only: a request with a body needs Content-Type: application/json", 415)
+  end
+  return nil
+end
+
 function M.handle()
   reply.note("skip_log", true)
+  local refused = M.guard()
+  if refused then return reply.send(refused) end
   local okc, res = pcall(M.route)
   if not okc then
     ngx.log(ngx.ERR, "sandbox control API: ", res)

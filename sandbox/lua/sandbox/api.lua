@@ -18,11 +18,14 @@ local PRIVACY_LEVELS = {
   PUBLIC_TO_EVERYONE = true, MUTUAL_FOLLOW_FRIENDS = true, FOLLOWER_OF_CREATOR = true, SELF_ONLY = true,
 }
 
-local TOKEN_MESSAGES = {
-  missing = "The access token is missing. Send Authorization: Bearer <access_token>.",
-  invalid = "Access token is invalid, please refresh token and retry",
-  expired = "Access token is expired, please refresh token and retry",
-  revoked = "Access token has been revoked; the user must authorize the app again",
+-- TikTok's one message for every bad access token (§15.8); the sandbox's
+-- reason goes in the X-Sandbox-Reason header.
+local TOKEN_MESSAGE = "The access token is invalid or not found in the request."
+local TOKEN_REASONS = {
+  missing = "no Authorization: Bearer header",
+  invalid = "unknown access token",
+  expired = "the access token expired",
+  revoked = "the authorization was revoked (or the app was disabled or deleted)",
 }
 
 -- Token, scope (any of), rate limit.
@@ -35,7 +38,9 @@ local function authed(endpoint, any_scopes)
       return nil, reply.api_error(401, "scope_not_authorized",
         "A client access token cannot be used here; this endpoint needs a user access token.")
     end
-    return nil, reply.api_error(401, "access_token_invalid", TOKEN_MESSAGES[why])
+    local res = reply.api_error(401, "access_token_invalid", TOKEN_MESSAGE)
+    res.headers["X-Sandbox-Reason"] = TOKEN_REASONS[why]
+    return nil, res
   end
   reply.note("client_key", ctx.app.client_key)
   reply.note("open_id", ctx.open_id)
@@ -64,8 +69,16 @@ local function authed(endpoint, any_scopes)
   return ctx
 end
 
+-- Content Posting validation errors: invalid_params (plural, §15.3), with
+-- TikTok's own texts where it has one.
 local function invalid(msg)
-  return reply.api_error(400, "invalid_param", msg)
+  return reply.api_error(400, "invalid_params", msg)
+end
+
+local POST_INFO_BAD = "The request post info is empty or incorrect"
+
+local function post_info_bad(detail)
+  return invalid(POST_INFO_BAD .. (detail and (": " .. detail) or ""))
 end
 
 local function is_object(v)
@@ -88,7 +101,7 @@ end
 
 local function method_is(m)
   if ngx.req.get_method() ~= m then
-    return reply.api_error(405, "invalid_param", "Use " .. m .. " for this endpoint.")
+    return reply.api_error(405, "invalid_params", "Use " .. m .. " for this endpoint.")
   end
 end
 
@@ -213,6 +226,7 @@ local function check_pull_url(url, field)
 end
 
 local function fmt_int(n) return string.format("%d", n) end
+local CHUNK_SIZE_BAD, CHUNK_COUNT_BAD = "The chunk size is invalid", "total chunk count is invalid"
 
 -- source_info of a video init. Returns a normalized table or nil, message.
 local function video_source(si)
@@ -221,24 +235,28 @@ local function video_source(si)
   if src == "FILE_UPLOAD" then
     local vs, cs, n = si.video_size, si.chunk_size, si.total_chunk_count
     if not util.is_int(vs) or vs <= 0 then return nil, "source_info.video_size must be a positive integer (bytes)" end
-    if not util.is_int(cs) or cs <= 0 then return nil, "source_info.chunk_size must be a positive integer (bytes)" end
-    if not util.is_int(n) or n <= 0 then return nil, "source_info.total_chunk_count must be a positive integer" end
+    if not util.is_int(cs) or cs <= 0 then
+      return nil, CHUNK_SIZE_BAD .. ": source_info.chunk_size must be a positive integer (bytes)"
+    end
+    if not util.is_int(n) or n <= 0 then
+      return nil, CHUNK_COUNT_BAD .. ": source_info.total_chunk_count must be a positive integer"
+    end
     if vs < MIN_CHUNK then
       if cs ~= vs then
         return nil, "The chunk size is invalid: a video under 5,242,880 bytes must be sent as one chunk " ..
           "with chunk_size equal to video_size"
       end
-      if n ~= 1 then return nil, "The total chunk count is invalid: a video under 5,242,880 bytes is one chunk" end
+      if n ~= 1 then return nil, "total chunk count is invalid: a video under 5,242,880 bytes is one chunk" end
     else
       if cs < MIN_CHUNK then return nil, "The chunk size is invalid: chunk_size must be at least 5,242,880 bytes" end
       if cs > MAX_CHUNK then return nil, "The chunk size is invalid: chunk_size must be at most 64,000,000 bytes" end
       if cs > vs then return nil, "The chunk size is invalid: chunk_size is larger than video_size" end
       local want = math.floor(vs / cs)
       if n ~= want then
-        return nil, "The total chunk count is invalid: total_chunk_count must be floor(video_size / chunk_size) = " ..
+        return nil, "total chunk count is invalid: total_chunk_count must be floor(video_size / chunk_size) = " ..
           fmt_int(want)
       end
-      if n > MAX_CHUNKS then return nil, "The total chunk count is invalid: at most 1000 chunks are allowed" end
+      if n > MAX_CHUNKS then return nil, "total chunk count is invalid: at most 1000 chunks are allowed" end
       local last = vs - (n - 1) * cs
       if last > MAX_FINAL_CHUNK then
         return nil, "The chunk size is invalid: the final chunk would be " .. fmt_int(last) ..
@@ -323,8 +341,10 @@ function M.user_info()
     end
   end
   if #missing > 0 then
-    return reply.api_error(400, "scope_permission_missed",
-      "Some requested fields need scopes the user did not grant: " .. table.concat(missing, ", "))
+    -- TikTok: 401 scope_not_authorized (§15.5), not a 400.
+    return reply.api_error(401, "scope_not_authorized",
+      "The user did not authorize the scope required for completing this request. (" ..
+      table.concat(missing, ", ") .. ")")
   end
   return reply.api_ok({ user = out })
 end
@@ -373,14 +393,14 @@ function M.video_init()
   local ctx, body = post_request("video.init", { "video.publish" })
   if not ctx then return body end
   local pi = body.post_info
-  if not is_object(pi) then return invalid("post_info is required and must be an object") end
+  if not is_object(pi) then return post_info_bad("post_info is required and must be an object") end
   for _, k in ipairs({ "disable_duet", "disable_comment", "disable_stitch", "brand_content_toggle",
     "brand_organic_toggle", "is_aigc" }) do
     local e = opt_bool(pi, k, "post_info")
-    if e then return invalid(e) end
+    if e then return post_info_bad(e) end
   end
   local e = opt_text(pi, "title", "post_info", 2200)
-  if e then return invalid(e) end
+  if e then return post_info_bad(e) end
   local src, err = video_source(body.source_info)
   if not src then return invalid(err) end
   local code = direct_block(ctx, true)
@@ -457,12 +477,12 @@ function M.content_init()
   local e = opt_bool(body, "is_aigc", "body")
   if e then return invalid(e) end
   local pi = body.post_info
-  if not is_object(pi) then return invalid("post_info is required and must be an object") end
+  if not is_object(pi) then return post_info_bad("post_info is required and must be an object") end
   e = opt_text(pi, "title", "post_info", 90) or opt_text(pi, "description", "post_info", 4000)
-  if e then return invalid(e) end
+  if e then return post_info_bad(e) end
   for _, k in ipairs({ "disable_comment", "auto_add_music", "brand_content_toggle", "brand_organic_toggle" }) do
     e = opt_bool(pi, k, "post_info")
-    if e then return invalid(e) end
+    if e then return post_info_bad(e) end
   end
   local si = body.source_info
   if not is_object(si) then return invalid("source_info is required and must be an object") end
@@ -546,12 +566,15 @@ end
 function M.status_fetch()
   local post, res = publish_id_request("status.fetch")
   if not post then return res end
+  -- A FAILED post: only status and fail_reason (§15.7).
+  if post.status == "FAILED" then
+    return reply.api_ok({ fail_reason = post.fail_reason, status = post.status })
+  end
   local ids = json.array()
   if post.public then
     for _, pid in ipairs(post.post_ids) do ids[#ids + 1] = json.int64(pid) end
   end
   local data = { status = post.status, publicaly_available_post_id = ids }
-  if post.status == "FAILED" then data.fail_reason = post.fail_reason end
   if post.source == "FILE_UPLOAD" then data.uploaded_bytes = post.uploaded_bytes
   else data.downloaded_bytes = post.downloaded_bytes end
   return reply.api_ok(data)

@@ -105,6 +105,7 @@ function M.log_request()
     chunk = c.chunk,
     fault = c.fault,
     closed = c.closed,
+    range = c.range,
   })
 end
 

@@ -41,12 +41,19 @@ local function serve_file()
   local size = f:seek("end")
   local from, to = 0, size - 1
   local code = 200
+  local ranges = state.config.media.ranges
   local range = ngx.var.http_range
-  if range then
-    local a, b = range:match("^bytes=(%d*)%-(%d*)$")
+  if range then reply.note("range", range:sub(1, 100)) end
+  -- One range, "bytes=A-B", "bytes=A-" or "bytes=-N" (RFC 9110). Anything
+  -- else (several ranges, other units, garbage) is ignored: 200, whole body.
+  -- With media.ranges = false every Range is ignored, like a server without
+  -- range support.
+  local a, b
+  if range and ranges then a, b = range:match("^bytes=(%d*)%-(%d*)$") end
+  if a and (a ~= "" or b ~= "") then
     a, b = tonumber(a), tonumber(b)
-    if not a and b then a, b = math.max(0, size - b), size - 1 end
-    if not a or a >= size or (b and b < a) then
+    if not a then a, b = math.max(0, size - b), size - 1 end
+    if a >= size or (b and b < a) then
       f:close()
       return reply.send(reply.response(416, "", { ["Content-Range"] = "bytes */" .. size }))
     end
@@ -57,7 +64,7 @@ local function serve_file()
   ngx.status = code
   ngx.header["Content-Type"] = TYPES[ext and ext:lower() or ""] or "application/octet-stream"
   ngx.header["Content-Length"] = to - from + 1
-  ngx.header["Accept-Ranges"] = "bytes"
+  ngx.header["Accept-Ranges"] = ranges and "bytes" or "none"
   ngx.send_headers()
   if method == "HEAD" then f:close(); return ngx.exit(ngx.HTTP_OK) end
   f:seek("set", from)

@@ -45,6 +45,7 @@ function M.validate_authorize(p)
   if not key or key == "" then return fail("invalid_request", "client_key is missing", "client_key") end
   local app = state.apps[key]
   if not app then return fail("invalid_client", "client_key is unknown", "client_key") end
+  if app.disabled then return fail("invalid_client", "this app is disabled (revoked)", "client_key") end
   local ru = p.redirect_uri
   if not ru or ru == "" then return fail("invalid_request", "redirect_uri is missing", "redirect_uri") end
   if not registered(app, ru) then
@@ -69,8 +70,8 @@ function M.validate_authorize(p)
   if cc and cc ~= "" then
     if not cc:match("^[0-9a-f]+$") or #cc ~= 64 then
       return fail("invalid_request",
-        "Code verifier or code challenge is invalid: code_challenge must be the hex SHA-256 of the verifier " ..
-        "(64 lower-case hex characters)",
+        "Code verifier or code challenge is invalid. (code_challenge must be the hex SHA-256 of the verifier, " ..
+        "64 lower-case hex characters, not base64url)",
         "code_challenge")
     end
     if ccm ~= "S256" then
@@ -82,7 +83,9 @@ function M.validate_authorize(p)
       return fail("invalid_request", "code_challenge_method given without code_challenge", "code_challenge")
     end
     if app.pkce_required then
-      return fail("invalid_request", "this app requires PKCE: code_challenge is missing", "code_challenge")
+      return fail("invalid_request",
+        "code_challenge is required: web apps must use PKCE (code_challenge = lower-case hex SHA-256 of the " ..
+        "code_verifier, code_challenge_method=S256)", "code_challenge")
     end
   end
   local daa = p.disable_auto_auth
@@ -263,6 +266,11 @@ local function client_auth(p)
   end
   local app = state.apps[p.client_key]
   if not app then return nil, reply.oauth_error(401, "invalid_client", "Client key is invalid.") end
+  if app.disabled then
+    local res = reply.oauth_error(401, "invalid_client", "Client key is invalid.")
+    res.headers["X-Sandbox-Reason"] = "the app is disabled (revoked)"
+    return nil, res
+  end
   if app.client_secret ~= p.client_secret then
     return nil, reply.oauth_error(401, "invalid_client", "Client secret is invalid.")
   end
@@ -344,7 +352,29 @@ local function client_request()
   return app, p
 end
 
-function M.token()
+-- With the app setting oauth_errors_http_200 (§15.4), error answers of the
+-- token and revoke endpoints keep their {"error": ...} body but come with
+-- HTTP 200. The app is the one named by client_key; when that is missing or
+-- unknown, the default app's setting decides. A wrong method stays 405.
+local function oauth_status(handler)
+  return function()
+    local res = handler()
+    if res.status >= 400 and res.status ~= 405 then
+      ngx.req.read_body()
+      local okp, args = pcall(ngx.req.get_post_args, 200)
+      if not okp or type(args) ~= "table" then args = {} end
+      local key = type(args.client_key) == "string" and args.client_key or nil
+      local app = key and state.apps[key] or state.default_app()
+      if app and app.oauth_errors_http_200 then
+        res.headers["X-Sandbox-Status"] = tostring(res.status)
+        res.status = 200
+      end
+    end
+    return res
+  end
+end
+
+local function token()
   local app, p = client_request()
   if not app then return p end
   local gt = p.grant_type
@@ -355,7 +385,9 @@ function M.token()
   return reply.oauth_error(400, "unsupported_grant_type", "Grant type " .. gt .. " is not supported.")
 end
 
-function M.revoke()
+M.token = oauth_status(token)
+
+local function revoke()
   local app, p = client_request()
   if not app then return p end
   local tok = p.token
@@ -376,5 +408,7 @@ function M.revoke()
   -- Unknown or already revoked tokens: success (RFC 7009), nothing to do.
   return token_headers(reply.json(200, {}))
 end
+
+M.revoke = oauth_status(revoke)
 
 return M

@@ -26,7 +26,6 @@ local PREFIX = {
 }
 
 local MAX_IMAGE_BYTES = 20 * 1000 * 1000
-local MAX_DEVELOPER_DURATION = 600
 
 function M.new_post_id()
   return "7" .. util.random_digits(18)
@@ -69,8 +68,9 @@ end
 function M.create(f)
   local key = f.media_type .. "_" .. (f.mode == "DIRECT_POST" and "DIRECT" or "INBOX") .. "_" ..
     (f.source == "FILE_UPLOAD" and "FILE" or "URL")
+  -- 19 digits like TikTok's: v_inbox_file~v2.7664604210297636878 (§15.9).
   local id
-  repeat id = PREFIX[key] .. util.random_digits(18) until not state.posts[id]
+  repeat id = PREFIX[key] .. "7" .. util.random_digits(18) until not state.posts[id]
   local post = {
     publish_id = id, client_key = f.client_key, open_id = f.open_id, username = f.username,
     media_type = f.media_type, mode = f.mode, source = f.source,
@@ -163,7 +163,8 @@ local function check_video(post, r)
   if r.container == "webm" then return nil end
   if r.malformed or not r.duration_sec then return "file_format_check_failed" end
   local user = state.users[post.username]
-  local max = math.min(user and user.max_video_post_duration_sec or 600, MAX_DEVELOPER_DURATION)
+  -- The creator's own limit, read now (it can be 3600 s, §15.6): no fixed cap.
+  local max = user and user.max_video_post_duration_sec or 600
   if r.duration_sec > max then return "duration_check_failed" end
   if r.width and r.height and (r.width < 360 or r.height < 360 or r.width > 4096 or r.height > 4096) then
     return "picture_size_check_failed"

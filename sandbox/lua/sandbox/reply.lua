@@ -32,10 +32,13 @@ function M.api_ok(data)
   return M.json(200, body)
 end
 
+-- Error answers carry "data": {} unless there is data (TikTok's 401s and
+-- 400s do, §15.8).
 function M.api_error(status, code, message, data)
   M.note("error_code", code)
   local body = { error = { code = code, message = message or "", log_id = util.log_id() } }
-  if data ~= nil then body.data = data end
+  if data == nil then data = {} end
+  body.data = data
   return M.json(status, body)
 end
 

@@ -55,6 +55,9 @@ M.DEFAULT_CONFIG = {
     url_ttl_sec = 3600,
     hash = true,
   },
+  media = {
+    ranges = true,           -- the media host answers Range requests (206); false: 200, whole body
+  },
   pull = {
     connect_timeout_ms = 5000,
     read_timeout_ms = 30000,
@@ -99,7 +102,9 @@ local function default_app()
     verified_domains = {},
     webhook_url = json.null,
     active_user_cap = 1000,
-    pkce_required = false,
+    pkce_required = true,
+    oauth_errors_http_200 = false,
+    disabled = false,
     default = true,
   }
 end
@@ -211,12 +216,26 @@ function M.privacy_options(user)
   return user.is_private and M.PRIVATE_OPTIONS or M.PUBLIC_OPTIONS
 end
 
+-- open_ids look like TikTok's: 35 characters of the base64url alphabet, so
+-- they may start with '-' or '_' (-000hLNeFCu7aluBmIBS1XngRBeXaEt0mpSu). The
+-- default creator's always starts with '-', the private one's with '_', on
+-- every app (and differ per app).
+local B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local OPEN_ID_LEAD = { sandbox_private = "_" }
+
+function M.new_open_id(username)
+  local lead = OPEN_ID_LEAD[username] or (username == boot.default_user and "-" or "")
+  local id
+  repeat id = lead .. util.random_string(35 - #lead, B64URL) until not M.open_id_index[id]
+  return id
+end
+
 function M.open_id(client_key, username)
   local per = M.open_ids[client_key]
   if not per then per = {}; M.open_ids[client_key] = per end
   local id = per[username]
   if not id then
-    id = util.uuid()
+    id = M.new_open_id(username)
     per[username] = id
     M.open_id_index[id] = { client_key = client_key, username = username }
   end

@@ -83,7 +83,7 @@ function M.resolve(tok)
   if rec.expires_at <= state.now() then return nil, "expired" end
   local app = state.apps[grant.client_key]
   local user = state.users[grant.username]
-  if not app or not user then return nil, "revoked" end
+  if not app or app.disabled or not user then return nil, "revoked" end
   local scopes = {}
   for _, s in ipairs(grant.scopes) do scopes[s] = true end
   return { grant = grant, app = app, user = user, open_id = grant.open_id, scopes = scopes, token = tok }

@@ -17,6 +17,7 @@ int EVP_DigestFinal_ex(void *ctx, unsigned char *md, unsigned int *s);
 unsigned char *HMAC(const void *evp_md, const void *key, int key_len,
                     const void *d, size_t n, unsigned char *md, unsigned int *md_len);
 int RAND_bytes(unsigned char *buf, int num);
+int truncate(const char *path, int64_t length);
 ]]
 
 local crypto = ffi.load("libcrypto.so.3")
@@ -210,6 +211,15 @@ end
 
 function M.is_ip(host)
   return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
+end
+
+-- Set a file's length (a longer file gets a hole, no disk blocks).
+function M.truncate(path, size)
+  return ffi.C.truncate(path, size) == 0
+end
+
+function M.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
 function M.copy(t)
