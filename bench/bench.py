@@ -96,7 +96,7 @@ def lua_json(out):
 def read_env(path):
     env = {}
     for line in open(path):
-        m = re.match(r"^([A-Za-z0-9_]+)='(.*)'$", line.rstrip("\n"))
+        m = re.match(r"^(?:export\s+)?([A-Za-z0-9_]+)='(.*)'$", line.rstrip("\n"))
         if m:
             env[m.group(1)] = m.group(2).replace("'\\''", "'")
     return env
