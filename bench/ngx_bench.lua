@@ -33,11 +33,12 @@ function _M.direct()
     local st = assert(core.stat(file))
     local chunk, count = core.plan(st.size)
     local ca = lib.env.TIKTOK_CA_FILE
-    local s = core.session({ ca_file = ca ~= "" and ca or nil })
+    local s = core.session({ ca_file = ca ~= "" and ca or nil, connect_timeout_ms = 10000, timeout_ms = 30000,
+                             low_speed_ms = 30000 })
     for i = 0, count - 1 do
         local off, len = core.chunk_range(st.size, chunk, count, i)
         local res, kind, msg = s:upload({ url = url, path = file, offset = off, length = len, total = st.size,
-                                          content_type = "video/mp4" })
+                                          content_type = "video/mp4", timeout_ms = 0 })
         if not res or (res.status ~= 206 and res.status ~= 201) then
             s:close()
             return reply(500, { error = res and ("HTTP " .. res.status) or (kind .. ": " .. tostring(msg)) })

@@ -23,7 +23,42 @@
 /* util.c */
 double tt_mono(void);              /* CLOCK_MONOTONIC in seconds */
 void tt_sleep_ms(long ms);         /* sleeps, resuming after signals */
-int tt_errno_fail(lua_State *L, const char *what, int e);
+
+/* The one way a tiktok.core function reports a runtime failure (in the
+ * manner of luv's luv_error). It pushes
+ *     nil, kind, message          for everything but transfers
+ *     nil, kind, message, sent    for session:request and session:upload
+ * and returns how many values it pushed, so `return tt_fail(...)` ends the
+ * function. Misuse (wrong argument types, a missing required option)
+ * raises instead.
+ *
+ * kind is a short stable name, the message a sentence for people (fmt and
+ * its arguments as lua_pushfstring takes them):
+ *   transfers  "timeout", "tls", "network", "aborted" (the progress callback
+ *              said stop), "too_big" (an answer over its cap), "invalid" (a
+ *              URL or header with a line break: nothing was sent), "file"
+ *              (the upload's file could not be opened or read)
+ *   files      the errno name ("ENOENT", "EACCES", "ELOOP", "EFBIG", ...;
+ *              "EOTHER" for one not in tt_errno_name's list), "busy" (the
+ *              lock was held past the timeout), "unsafe" (a folder others
+ *              can write to, or owned by someone else)
+ *   media      "unsupported_media" (not an MP4, MOV or WebM; probe)
+ *   parsers    "invalid" (plan, plan_check, parse_content_range,
+ *              json_quote_bigints)
+ *
+ * sent (transfers only) is false only when no byte of the request can have
+ * reached the peer: the request was refused before libcurl ran, or libcurl
+ * failed before the connection was ready to carry it (name lookup, connect,
+ * TLS handshake). Anything else is true, because a request whose bytes left
+ * this process may have been acted on even though no answer came back: a
+ * caller must then treat an init or a token exchange as possibly done.
+ * TT_NO_TRANSFER leaves sent out. */
+#define TT_NO_TRANSFER (-1)
+int tt_fail(lua_State *L, const char *kind, int sent, const char *fmt, ...);
+/* kind = tt_errno_name(e), message "what: strerror(e)" (ELOOP says that the
+ * path is a symbolic link). */
+int tt_fail_errno(lua_State *L, int e, const char *what);
+const char *tt_errno_name(int e);
 /* session.c */
 int tt_curl_init(void);            /* curl_global_init once; 0 when it failed */
 

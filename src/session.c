@@ -68,10 +68,16 @@ static tt_session *check_session(lua_State *L, int idx) {
   return s;
 }
 
+/* A duration option in ms. def < 0: required (the defaults live in Lua,
+ * tiktok.connection, so C raises instead of inventing one). */
 static long opt_ms(lua_State *L, int t, const char *k, long def) {
   long v;
   lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
+  if (lua_isnil(L, -1)) {
+    if (def < 0) luaL_error(L, "option '%s' is required", k);
+    lua_pop(L, 1);
+    return def;
+  }
   if (!lua_isnumber(L, -1)) luaL_error(L, "option '%s' must be a number", k);
   v = (long)lua_tointeger(L, -1);
   lua_pop(L, 1);
@@ -89,16 +95,18 @@ static const char *opt_str(lua_State *L, int t, const char *k, size_t *len) {
   return s;
 }
 
-/* core.session{ ca_file, connect_timeout_ms, timeout_ms, low_speed_ms } */
+/* core.session{ ca_file, connect_timeout_ms, timeout_ms, low_speed_ms }
+ * The three durations are required; low_speed_ms = 0 turns the stall
+ * check off. */
 static int l_session(lua_State *L) {
   tt_session *s;
   const char *ca;
   long cto, to, ls;
   luaL_checktype(L, 1, LUA_TTABLE);
   ca = opt_str(L, 1, "ca_file", NULL);
-  cto = opt_ms(L, 1, "connect_timeout_ms", 10000);
-  to = opt_ms(L, 1, "timeout_ms", 30000);
-  ls = opt_ms(L, 1, "low_speed_ms", 30000);
+  cto = opt_ms(L, 1, "connect_timeout_ms", -1);
+  to = opt_ms(L, 1, "timeout_ms", -1);
+  ls = opt_ms(L, 1, "low_speed_ms", -1);
   s = lua_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);
   s->body.max = MAX_BODY; s->headers.max = MAX_HEADERS;
@@ -221,29 +229,28 @@ static void push_headers(lua_State *L, tt_buf *b) {
   }
 }
 
-static int fail(lua_State *L, const char *kind, const char *msg, int sent) {
-  lua_pushnil(L);
-  lua_pushstring(L, kind);
-  lua_pushstring(L, msg);
-  lua_pushboolean(L, sent);
-  return 4;
+/* Whether any byte of the request may have reached the peer (the `sent`
+ * of tt_fail): libcurl got as far as sending (the connection was ready,
+ * pretransfer time set) or counted request bytes. */
+static int maybe_sent(tt_session *s) {
+  long reqsize = 0;
+  curl_off_t pretransfer = 0;
+  curl_easy_getinfo(s->curl, CURLINFO_REQUEST_SIZE, &reqsize);
+  curl_easy_getinfo(s->curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  return reqsize > 0 || pretransfer > 0;
 }
 
 static int finish(lua_State *L, tt_session *s, CURLcode rc) {
-  long status = 0, conns = 0, reqsize = 0;
+  long status = 0, conns = 0;
   curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &conns);
-  curl_easy_getinfo(s->curl, CURLINFO_REQUEST_SIZE, &reqsize);
   s->connects += conns;
   s->requests++;
   if (rc != CURLE_OK) {
-    const char *kind = classify(rc);
-    if (rc == CURLE_WRITE_ERROR && s->body.overflow) {
-      return fail(L, "too_big", "the response body is larger than 16 MiB", 1);
-    }
-    if (rc == CURLE_WRITE_ERROR && s->headers.overflow) {
-      return fail(L, "too_big", "the response headers are larger than 64 KiB", 1);
-    }
-    return fail(L, kind, s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc), reqsize > 0);
+    if (rc == CURLE_WRITE_ERROR && s->body.overflow)
+      return tt_fail(L, "too_big", 1, "the response body is larger than 16 MiB");
+    if (rc == CURLE_WRITE_ERROR && s->headers.overflow)
+      return tt_fail(L, "too_big", 1, "the response headers are larger than 64 KiB");
+    return tt_fail(L, classify(rc), maybe_sent(s), "%s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
   }
   curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
   lua_createtable(L, 0, 4);
@@ -313,7 +320,8 @@ static int once_seek(void *ud, curl_off_t off, int origin) {
 }
 
 /* session:request{ method, url, headers = {..}, body, timeout_ms, once }
- * once = true: never resend the body (non-idempotent requests).
+ * once = true: never resend the body (non-idempotent requests); timeout_ms
+ * defaults to the session's.
  *   -> { status, headers, body, connects } | nil, kind, message, sent */
 static int l_request(lua_State *L) {
   tt_session *s = check_session(L, 1);
@@ -335,16 +343,16 @@ static int l_request(lua_State *L) {
   if (!method) method = "GET";
   if (!url) return luaL_error(L, "option 'url' is required");
   if (!clean_line(url, urllen) || strlen(url) != urllen)
-    return fail(L, "invalid", "the URL contains a line break or NUL byte", 0);
+    return tt_fail(L, "invalid", 0, "the URL contains a line break or NUL byte");
   nh = check_headers(L, 2);
-  if (nh < 0) return fail(L, "invalid", "a header contains a line break or NUL byte", 0);
+  if (nh < 0) return tt_fail(L, "invalid", 0, "a header contains a line break or NUL byte");
   /* No raising below this line until hl is freed. */
   hl = make_headers(L, 2, nh, &oom);
   if (!oom) {
     nl = curl_slist_append(hl, "Expect:");   /* small bodies: no 100-continue round trip */
     if (nl) hl = nl; else oom = 1;
   }
-  if (oom) { curl_slist_free_all(hl); return fail(L, "network", "out of memory", 0); }
+  if (oom) { curl_slist_free_all(hl); return luaL_error(L, "out of memory"); }
   curl_easy_reset(s->curl);
   setup(s, url, timeout);
   if (strcmp(method, "GET") == 0) {
@@ -377,6 +385,7 @@ typedef struct {
   int64_t offset, length, pos;
   int progress_ref;            /* index of the progress function, 0 = none */
   int failed;                  /* a Lua error is parked on the stack top */
+  int cancelled;               /* the progress callback returned false */
   double last_call;
   curl_off_t last_bytes;
   int read_errno;
@@ -408,8 +417,7 @@ static int on_xfer(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_o
   if (lua_pcall(u->L, 1, 1, 0) != 0) { u->failed = 1; return 1; }  /* error parked */
   if (lua_toboolean(u->L, -1) == 0 && !lua_isnil(u->L, -1)) {       /* false cancels */
     lua_pop(u->L, 1);
-    lua_pushliteral(u->L, "cancelled by the progress callback");
-    u->failed = 1;
+    u->cancelled = 1;
     return 1;
   }
   lua_pop(u->L, 1);
@@ -429,6 +437,9 @@ static int64_t opt_i64(lua_State *L, int t, const char *k) {
 /* session:upload{ url, path, offset, length, total, content_type,
  *                 timeout_ms, progress = function(bytes_sent_in_chunk) }
  *   -> { status, headers, body, connects } | nil, kind, message, sent
+ * timeout_ms is required (0: no limit on the whole PUT, only the session's
+ * low_speed_ms). progress returning false stops the upload: nil, "aborted";
+ * an error raised in it is raised again once the transfer is cleaned up.
  * Streams [offset, offset+length) of the file with pread: no chunk is ever
  * held in memory. */
 static int l_upload(lua_State *L) {
@@ -452,10 +463,10 @@ static int l_upload(lua_State *L) {
   u.offset = opt_i64(L, 2, "offset");
   u.length = opt_i64(L, 2, "length");
   total = opt_i64(L, 2, "total");
-  timeout = opt_ms(L, 2, "timeout_ms", 0);
+  timeout = opt_ms(L, 2, "timeout_ms", -1);
   if (u.length == 0 || u.offset + u.length > total) return luaL_error(L, "invalid byte range");
   if (!clean_line(url, urllen) || !clean_line(ctype, ctlen) || ctlen > 64)
-    return fail(L, "invalid", "the URL or content type contains a line break", 0);
+    return tt_fail(L, "invalid", 0, "the URL or content type contains a line break");
   lua_getfield(L, 2, "progress");
   if (!lua_isnil(L, -1)) {
     luaL_argcheck(L, lua_isfunction(L, -1), 2, "progress must be a function");
@@ -469,15 +480,11 @@ static int l_upload(lua_State *L) {
   snprintf(h2, sizeof h2, "Content-Type: %s", ctype);
   /* No raising below until the fd and list are released. */
   do { u.fd = open(path, O_RDONLY | O_CLOEXEC); } while (u.fd < 0 && errno == EINTR);
-  if (u.fd < 0) {
-    lua_pushnil(L); lua_pushliteral(L, "file"); lua_pushfstring(L, "cannot open the file: %s", strerror(errno));
-    lua_pushboolean(L, 0);
-    return 4;
-  }
+  if (u.fd < 0) return tt_fail(L, "file", 0, "cannot open the file: %s", strerror(errno));
   nl = curl_slist_append(hl, h1); if (nl) hl = nl;
   nl = nl ? curl_slist_append(hl, h2) : NULL; if (nl) hl = nl;
   nl = nl ? curl_slist_append(hl, "Accept-Encoding: identity") : NULL; if (nl) hl = nl;
-  if (!nl) { curl_slist_free_all(hl); close(u.fd); return fail(L, "network", "out of memory", 0); }
+  if (!nl) { curl_slist_free_all(hl); close(u.fd); return luaL_error(L, "out of memory"); }
   curl_easy_reset(s->curl);
   setup(s, url, timeout);
   curl_easy_setopt(s->curl, CURLOPT_UPLOAD, 1L);     /* PUT */
@@ -498,13 +505,10 @@ static int l_upload(lua_State *L) {
     lua_error(L);
   }
   lua_settop(L, top);
-  if (rc == CURLE_ABORTED_BY_CALLBACK && u.read_errno) {
-    s->connects += 0;
-    lua_pushnil(L); lua_pushliteral(L, "file");
-    lua_pushfstring(L, "reading the file failed: %s", strerror(u.read_errno));
-    lua_pushboolean(L, 1);
-    return 4;
-  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK && u.read_errno)
+    return tt_fail(L, "file", 1, "reading the file failed: %s", strerror(u.read_errno));
+  if (rc == CURLE_ABORTED_BY_CALLBACK && u.cancelled)
+    return tt_fail(L, "aborted", 1, "the progress callback cancelled the upload");
   return finish(L, s, rc);
 }
 

@@ -3,9 +3,9 @@
  * big-integer guard (encode.c). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core.h"
 #include "tt.h"
@@ -22,11 +22,40 @@ void tt_sleep_ms(long ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
-int tt_errno_fail(lua_State *L, const char *what, int e) {
+/* Every errno a file primitive can meet, by name (an X-macro list, as
+ * Lua-cURLv3's lcerr_easy.h). EAGAIN is EWOULDBLOCK on Linux. */
+#define TT_ERRNOS(X) \
+  X(ENOENT) X(EISDIR) X(ENOTDIR) X(EACCES) X(EPERM) X(EEXIST) X(ELOOP) \
+  X(EFBIG) X(EIO) X(ENOSPC) X(EDQUOT) X(EROFS) X(ENAMETOOLONG) X(EMFILE) \
+  X(ENFILE) X(ENOMEM) X(EINVAL) X(EBUSY) X(EXDEV) X(ETXTBSY) X(EAGAIN) \
+  X(EINTR) X(EBADF) X(ENXIO) X(ENODEV) X(EOVERFLOW) X(ESTALE)
+
+const char *tt_errno_name(int e) {
+  switch (e) {
+#define TT_ERRNO_CASE(n) case n: return #n;
+  TT_ERRNOS(TT_ERRNO_CASE)
+#undef TT_ERRNO_CASE
+  default: return "EOTHER";
+  }
+}
+
+int tt_fail(lua_State *L, const char *kind, int sent, const char *fmt, ...) {
+  va_list ap;
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, strerror(e));
-  lua_pushstring(L, e == ENOENT ? "ENOENT" : e == EISDIR ? "EISDIR" : e == EACCES ? "EACCES" : "EIO");
-  return 3;
+  lua_pushstring(L, kind);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  if (sent == TT_NO_TRANSFER) return 3;
+  lua_pushboolean(L, sent);
+  return 4;
+}
+
+int tt_fail_errno(lua_State *L, int e, const char *what) {
+  if (e == ELOOP)   /* every file primitive opens with O_NOFOLLOW */
+    return tt_fail(L, "ELOOP", TT_NO_TRANSFER, "%s: the path is a symbolic link, which lua-tiktok "
+                   "does not follow here; use the real path", what);
+  return tt_fail(L, tt_errno_name(e), TT_NO_TRANSFER, "%s: %s", what, strerror(e));
 }
 
 static int l_pct_encode(lua_State *L) {
@@ -51,12 +80,13 @@ static int l_pct_decode(lua_State *L) {
   int form = lua_toboolean(L, 2);
   char *out = lua_newuserdata(L, len + 1);
   n = tt_pct_decode(s, len, out, form);
-  if (n == (size_t)-1) { lua_pushnil(L); lua_pushliteral(L, "malformed percent-encoding"); return 2; }
+  if (n == (size_t)-1) return tt_fail(L, "invalid", TT_NO_TRANSFER, "malformed percent-encoding");
   lua_pushlstring(L, out, n);
   return 1;
 }
 
-/* core.json_quote_bigints(text) -> text with integers over 15 digits quoted */
+/* core.json_quote_bigints(text) -> text with integers over 15 digits quoted
+ *   | nil, "invalid", message (not lexically JSON) */
 static int l_json_bigints(lua_State *L) {
   size_t len, n;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -64,7 +94,7 @@ static int l_json_bigints(lua_State *L) {
   luaL_argcheck(L, len < (size_t)1 << 30, 1, "string too long");
   out = lua_newuserdata(L, len + 2 * (len / 16 + 1) + 1);
   n = tt_json_quote_bigints(s, len, out);
-  if (n == (size_t)-1) { lua_pushnil(L); lua_pushliteral(L, "malformed JSON text"); return 2; }
+  if (n == (size_t)-1) return tt_fail(L, "invalid", TT_NO_TRANSFER, "malformed JSON text");
   lua_pushlstring(L, out, n);
   return 1;
 }
@@ -87,14 +117,9 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
-static int l_getpid(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)getpid());
-  return 1;
-}
-
 static const luaL_Reg util_funcs[] = {
   {"pct_encode", l_pct_encode}, {"pct_decode", l_pct_decode}, {"json_quote_bigints", l_json_bigints},
-  {"now_ms", l_now}, {"monotonic_ms", l_monotonic}, {"sleep_ms", l_sleep}, {"getpid", l_getpid},
+  {"now_ms", l_now}, {"monotonic_ms", l_monotonic}, {"sleep_ms", l_sleep},
   {NULL, NULL}};
 
 void tt_open_util(lua_State *L) { luaL_setfuncs(L, util_funcs, 0); }

@@ -42,19 +42,10 @@ local function remember(ctx, ...)
 end
 _M.remember = remember
 
--- Maps a transport failure of the C core to an error object.
+-- A failed transfer of the C core as an error object (errors.from_core),
+-- logged once.
 local function transport_error(ctx, what, kind, message, sent)
-    local err
-    if kind == "timeout" or kind == "tls" then
-        err = errors.from_transport(kind, what .. ": " .. tostring(message), ctx.secrets)
-    elseif kind == "too_big" then
-        err = errors.new("bad_response", what .. ": " .. tostring(message))
-    elseif kind == "invalid" then
-        err = errors.new("invalid_argument", what .. ": " .. tostring(message))
-    else
-        err = errors.from_transport("network", what .. ": " .. tostring(message), ctx.secrets)
-    end
-    err.sent = sent and true or false
+    local err = errors.from_core(what, kind, message, sent, ctx.secrets)
     log(ctx, "warn", "tiktok: " .. what .. " failed: " .. err.code)
     return err
 end
@@ -279,15 +270,12 @@ function _M.put_chunk(ctx, upload_url, chunk)
         timeout_ms = chunk.timeout_ms,
     })
     if not res then
-        if kind == "file" then return nil, errors.new("file", message) end
         return nil, transport_error(ctx, "chunk upload", kind, message, sent)
     end
     local out = { status = res.status }
     local cr = res.headers["content-range"]
-    if cr then
-        local a, b, t = core.parse_content_range(cr)
-        if a then out.first, out.last, out.total = a, b, t end
-    end
+    local range = cr and core.parse_content_range(cr)
+    if range then out.first, out.last, out.total = range.first, range.last, range.total end
     log(ctx, "debug", "tiktok: chunk PUT -> HTTP " .. res.status)
     return out
 end

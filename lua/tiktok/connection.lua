@@ -98,9 +98,10 @@ function _M.new(opts)
         return bad("tiktok.connect: chunk_size must be between 5,242,880 and 64,000,000 bytes")
     end
     if o.ca_file then
-        local st = core.stat(o.ca_file)
+        local st, _, why = core.stat(o.ca_file)
         if not st or st.type ~= "file" then
-            return bad("tiktok.connect: ca_file " .. o.ca_file .. " is not a readable file")
+            return bad("tiktok.connect: ca_file " .. o.ca_file .. " is not a readable file"
+                       .. (why and (" (" .. why .. ")") or ""))
         end
     end
     if o.store == nil then o.store = store_mod.file() end
@@ -462,11 +463,13 @@ function _M:sandbox_approve(url, opts)
     end
     local body = url:sub(#prefix + 1) .. "&" .. util.form({ { "decision", opts.decision or "approve" },
                                                             { "username", opts.username } })
-    local res, kind, message = self._ctx.session:request({
+    local res, kind, message, sent = self._ctx.session:request({
         method = "POST", url = self.opts.auth_base .. "/v2/auth/authorize/",
         headers = { "Content-Type: application/x-www-form-urlencoded" }, body = body,
     })
-    if not res then return nil, errors.from_transport(kind == "tls" and "tls" or "network", message) end
+    if not res then
+        return nil, errors.from_core("sandbox consent", kind, message, sent, self._ctx.secrets)
+    end
     local location = res.headers.location
     if res.status ~= 302 or not location then
         return nil, errors.new("http", "the sandbox consent page answered HTTP " .. res.status

@@ -1009,4 +1009,60 @@ function _M.restore(t)
     return setmetatable(err, mt)
 end
 
+
+-- The code each kind of tiktok.core failure becomes (the kinds are listed
+-- in src/core.h). Every other kind is an errno name from a file primitive
+-- ("ENOENT", "EACCES", "ELOOP", ...) or "unsafe" (a store folder others can
+-- write to) and becomes the caller's local code.
+local CORE_CODES = {
+    timeout = "timeout", tls = "tls", network = "network", aborted = "network",
+    too_big = "bad_response", invalid = "invalid_argument", busy = "busy",
+    unsupported_media = "unsupported_media",
+}
+local CORE_TRANSPORT = { timeout = true, tls = true, network = true }
+-- What to do about a file failure, by errno name.
+local CORE_HINTS = {
+    ENOENT = "check the path", ENOTDIR = "check the path",
+    EISDIR = "give the path of a file, not of a folder",
+    EACCES = "check the owner and permissions of the file and its folders",
+    EPERM = "check the owner and permissions of the file and its folders",
+    EROFS = "the file system is read-only", ENOSPC = "free some disk space",
+    EDQUOT = "free some disk space (the disk quota is used up)",
+}
+
+--- errors.from_core(what, kind, message, sent, secrets, local_code) -> err
+-- The one mapper from a tiktok.core failure (nil, kind, message[, sent]) to
+-- an error object. `what` says what was being done ("token exchange", "chunk
+-- upload", "video_file clip.mp4", "account store /path"); `local_code` is the
+-- code for a local file failure: "file" (the default: the caller's video
+-- file) or "store" (the account store). timeout, tls and network keep the
+-- catalogue's sentence with the transport's text in err.detail; the other
+-- codes take the text (with a hint for common errnos) as their message.
+-- Text is cleaned with clean_text (secrets redacted, URL queries dropped,
+-- length capped). `sent` (transfers only) is kept as the boolean err.sent:
+-- whether any byte of the request may have reached the peer.
+function _M.from_core(what, kind, message, sent, secrets, local_code)
+    if type(what) ~= "string" or type(kind) ~= "string" then
+        error("tiktok.errors.from_core: what and kind must be strings", 2)
+    end
+    if secrets ~= nil and type(secrets) ~= "table" then
+        error("tiktok.errors.from_core: secrets must be a table or nil", 2)
+    end
+    if local_code ~= nil and local_code ~= "file" and local_code ~= "store" then
+        error("tiktok.errors.from_core: local_code must be \"file\" or \"store\", got "
+              .. tostring(local_code), 2)
+    end
+    local code = CORE_CODES[kind] or local_code or "file"
+    local text = clean_text(what .. ": " .. tostring(message), secrets) or what
+    local err
+    if CORE_TRANSPORT[code] then
+        err = _M.new(code, nil, { detail = text })
+    else
+        local hint = CORE_HINTS[kind]
+        err = _M.new(code, hint and (text .. "; " .. hint) or text)
+    end
+    if sent ~= nil then err.sent = sent == true end
+    return err
+end
+
 return _M

@@ -104,17 +104,18 @@ end
 -- Local checks of the file: it exists, is a regular non-empty file, and is
 -- an MP4, MOV or WebM (whose header gives the duration when it can).
 local function inspect_file(path)
-    local shown = util.show(path)
-    local st, msg = core.stat(path)
-    if not st then return nil, errors.new("file", "video_file " .. shown .. ": " .. msg) end
+    local what = "video_file " .. util.show(path)
+    local st, kind, msg = core.stat(path)
+    if not st then return nil, errors.from_core(what, kind, msg) end
     if st.type ~= "file" then
-        return nil, errors.new("file", "video_file " .. shown .. " is a " .. st.type .. ", not a file")
+        return nil, errors.new("file", what .. " is a " .. st.type .. ", not a file")
     end
-    if st.size == 0 then return nil, errors.new("file", "video_file " .. shown .. " is empty") end
-    local media, perr = core.probe(path)
+    if st.size == 0 then return nil, errors.new("file", what .. " is empty") end
+    local media
+    media, kind, msg = core.probe(path)
     if not media then
-        return nil, errors.new("unsupported_media", "video_file " .. shown .. ": " .. perr
-                               .. " (TikTok takes MP4, MOV or WebM)")
+        if kind == "unsupported_media" then msg = msg .. " (TikTok takes MP4, MOV or WebM)" end
+        return nil, errors.from_core(what, kind, msg)
     end
     return media
 end
@@ -365,10 +366,10 @@ function _M.post(opts)
 
     local file
     if valid.source == "FILE_UPLOAD" then
-        local chunk_size, count = core.plan(media.size, conn.opts.chunk_size)
+        local chunk_size, count, why = core.plan(media.size, conn.opts.chunk_size)
         if not chunk_size then
-            return nil, errors.new("invalid_settings", "video_file cannot be uploaded: " .. count,
-                                   { problems = { count } })
+            return nil, errors.new("invalid_settings", "video_file cannot be uploaded: " .. why,
+                                   { problems = { why } })
         end
         file = { path = valid.video_file, size = media.size, chunk_size = chunk_size, count = count,
                  content_type = media.content_type, open_id = open_id }

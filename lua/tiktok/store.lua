@@ -121,10 +121,10 @@ end
 
 -- Returns the whole document { version, accounts = {}, uploads = {} }.
 function file:_doc()
-    local text, msg, errname = core.read_file(self.path)
+    local text, kind, msg = core.read_file(self.path)
     if not text then
-        if errname == "ENOENT" then return { version = 1, accounts = {}, uploads = {} } end
-        return nil, errors.new("store", "cannot read the account store " .. self.path .. ": " .. msg)
+        if kind == "ENOENT" then return { version = 1, accounts = {}, uploads = {} } end
+        return nil, errors.from_core("cannot read the account store " .. self.path, kind, msg, nil, nil, "store")
     end
     if text == "" then return { version = 1, accounts = {}, uploads = {} } end
     local doc = util.json_decode(text)
@@ -145,9 +145,9 @@ end
 function file:_write(doc)
     local dir = self.path:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then mkdir_p(dir) end
-    local ok, msg = core.write_file_atomic(self.path, util.json_encode(doc))
+    local ok, kind, msg = core.write_file_atomic(self.path, util.json_encode(doc))
     if not ok then
-        return nil, errors.new("store", "cannot write the account store " .. self.path .. ": " .. msg)
+        return nil, errors.from_core("cannot write the account store " .. self.path, kind, msg, nil, nil, "store")
     end
     return true
 end
@@ -207,7 +207,9 @@ function file:locked(fn)
     local dir = self.path:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then mkdir_p(dir) end
     local lock, kind, msg = core.lock(self.lock_path, self.lock_timeout_ms)
-    if not lock then return nil, errors.new(kind == "busy" and "busy" or "store", msg) end
+    if not lock then
+        return nil, errors.from_core("cannot lock the account store " .. self.path, kind, msg, nil, nil, "store")
+    end
     self._held = true
     local res = pack(pcall(fn))
     self._held = false

@@ -1,5 +1,6 @@
--- The pure C functions of tiktok.core: planner, Content-Range, encoders,
--- SHA-256, the big-integer guard, the container probe, file primitives.
+-- The C functions of tiktok.core: planner, Content-Range, encoders,
+-- SHA-256, the big-integer guard, the container probe, file primitives, and
+-- the one failure shape (nil, kind, message[, sent]) of every function.
 local core = require "tiktok.core"
 local media = require "helpers.media"
 
@@ -33,10 +34,11 @@ describe("tiktok.core.plan", function()
         local c, n = core.plan(4294967296)
         assert.is_true(n <= 1000 and c <= 64000000)
         assert.is_true(core.plan_check(4294967296, c, n))
-        local ok, err = core.plan(4294967297)
+        local ok, kind, err = core.plan(4294967297)
         assert.is_nil(ok)
+        assert.equal("invalid", kind)
         assert.matches("4 GB", err)
-        assert.same({ nil, "the file is empty" }, { core.plan(0) })
+        assert.same({ nil, "invalid", "the file is empty" }, { core.plan(0) })
     end)
 
     it("every plan for sizes around the limits passes the checker", function()
@@ -63,23 +65,26 @@ describe("tiktok.core.plan", function()
         assert.is_nil(core.plan_check(194000000, 64000000, 2))     -- final chunk over 128,000,000
         assert.has_error(function() core.plan(-1) end)
         assert.has_error(function() core.plan("x") end)
-        assert.same({ nil, "chunk_size must be between 5,242,880 and 64,000,000 bytes" },
+        assert.same({ nil, "invalid", "chunk_size must be between 5,242,880 and 64,000,000 bytes" },
                     { core.plan(100000000, 1000) })
+        assert.same({ nil, "invalid", "chunks must be between 5,242,880 and 64,000,000 bytes" },
+                    { core.plan_check(3000000, 1000000, 3) })
     end)
 end)
 
 describe("tiktok.core.parse_content_range", function()
     it("reads TikTok's progress header and the request form", function()
-        assert.same({ 0, 99, 1000 }, { core.parse_content_range("bytes 0-99/1000") })
-        assert.same({ 0, 30567099, 30567100 }, { core.parse_content_range("bytes 0-30567099/30567100") })
-        assert.same({ 5, 9 }, { core.parse_content_range("bytes=5-9") })
-        assert.same({ nil, nil, 1000 }, { core.parse_content_range("bytes */1000") })
+        assert.same({ first = 0, last = 99, total = 1000 }, core.parse_content_range("bytes 0-99/1000"))
+        assert.same({ first = 0, last = 30567099, total = 30567100 },
+                    core.parse_content_range("bytes 0-30567099/30567100"))
+        assert.same({ first = 5, last = 9 }, core.parse_content_range("bytes=5-9"))
+        assert.same({ total = 1000 }, core.parse_content_range("bytes */1000"))
     end)
 
     it("refuses malformed and out-of-range values", function()
         for _, s in ipairs({ "", "bytes", "bytes 9-5/10", "bytes 0-10/10", "bytes -1-5/10", "bits 0-1/2",
                              "bytes 0-1/2x", "bytes 99999999999999999999-1/2", "bytes 0-/10", "bytes a-b/c" }) do
-            assert.is_false(core.parse_content_range(s), s)
+            assert.same({ nil, "invalid", "malformed Content-Range header" }, { core.parse_content_range(s) }, s)
         end
     end)
 end)
@@ -138,7 +143,7 @@ describe("tiktok.core.json_quote_bigints", function()
     end)
 
     it("refuses an unterminated string", function()
-        assert.is_nil(core.json_quote_bigints('{"a":"abc'))
+        assert.same({ nil, "invalid", "malformed JSON text" }, { core.json_quote_bigints('{"a":"abc') })
         assert.is_nil(core.json_quote_bigints('{"a":-}'))
     end)
 end)
@@ -164,12 +169,13 @@ describe("tiktok.core.probe", function()
     end)
 
     it("refuses non-videos, directories and missing files", function()
-        local ok, err = core.probe(media.junk(dir, 100))
+        local ok, kind, err = core.probe(media.junk(dir, 100))
         assert.is_nil(ok)
+        assert.equal("unsupported_media", kind)
         assert.matches("not an MP4", err)
-        assert.is_nil((core.probe(dir)))
-        assert.is_nil((core.probe(dir .. "/missing.mp4")))
-        assert.is_nil((core.probe(media.junk(dir, 3))))
+        assert.equal("EISDIR", select(2, core.probe(dir)))
+        assert.equal("ENOENT", select(2, core.probe(dir .. "/missing.mp4")))
+        assert.equal("unsupported_media", select(2, core.probe(media.junk(dir, 3))))
     end)
 end)
 
@@ -184,19 +190,121 @@ describe("tiktok.core file primitives", function()
         assert.is_true(core.write_file_atomic(p, "two"))
         assert.equal("two", core.read_file(p))
         assert.equal(tonumber("600", 8), core.stat(p).mode)
-        local _, _, errname = core.read_file(dir .. "/nope")
-        assert.equal("ENOENT", errname)
+        local none, kind, msg = core.read_file(dir .. "/nope")
+        assert.is_nil(none)
+        assert.equal("ENOENT", kind)
+        assert.matches("No such file", msg)
+        assert.same({ nil, "EISDIR", "cannot read the file: Is a directory" }, { core.read_file(dir) })
+        assert.equal("EFBIG", select(2, core.read_file(p, 2)))
+        assert.equal("ENOENT", select(2, core.write_file_atomic(dir .. "/no/such/dir/x", "")))
+        assert.equal("ENOENT", select(2, core.stat(dir .. "/nope")))
     end)
 
     it("locks exclusively and times out with 'busy'", function()
         local p = dir .. "/lock"
         local a = assert(core.lock(p, 100))
-        local b, kind = core.lock(p, 50)
+        local b, kind, msg = core.lock(p, 50)
         assert.is_nil(b)
         assert.equal("busy", kind)
+        assert.equal("another process held the store lock for more than 50 ms", msg)
+        assert.has_error(function() core.lock(p) end)   -- the timeout lives in Lua: required
         a:unlock()
         a:unlock()   -- idempotent
         local c = assert(core.lock(p, 100))
         c:unlock()
+    end)
+end)
+
+describe("tiktok.core failures", function()
+    local function closed_port()
+        -- a port nothing listens on: bind, read the port, close
+        local p = io.popen("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+                           .. "print(s.getsockname()[1]); s.close()'")
+        local port = p:read("*l")
+        p:close()
+        return port
+    end
+    local TIMEOUTS = { connect_timeout_ms = 2000, timeout_ms = 2000, low_speed_ms = 0 }
+
+    it("a session needs its three durations from Lua (no defaults hidden in C)", function()
+        for _, k in ipairs({ "connect_timeout_ms", "timeout_ms", "low_speed_ms" }) do
+            local o = { connect_timeout_ms = 1, timeout_ms = 1, low_speed_ms = 1 }
+            o[k] = nil
+            assert.has_error(function() core.session(o) end, "option '" .. k .. "' is required")
+        end
+        local s = core.session(TIMEOUTS)
+        assert.has_error(function()
+            s:upload({ url = "http://127.0.0.1:1/", path = "/dev/null", offset = 0, length = 1, total = 1,
+                       content_type = "video/mp4" })
+        end, "option 'timeout_ms' is required")
+        s:close()
+    end)
+
+    it("a transfer fails with nil, kind, message, sent; sent is false when nothing left", function()
+        local s = core.session(TIMEOUTS)
+        local res, kind, msg, sent = s:request({ url = "http://127.0.0.1:" .. closed_port() .. "/" })
+        assert.same({ nil, "network", false }, { res, kind, sent })
+        assert.is_string(msg)
+        assert.same({ nil, "invalid", "the URL contains a line break or NUL byte", false },
+                    { s:request({ url = "http://127.0.0.1/\r\nX: 1" }) })
+        res, kind, msg, sent = s:upload({ url = "http://127.0.0.1:1/", path = "/nonexistent/clip.mp4", offset = 0,
+                                          length = 1, total = 1, content_type = "video/mp4", timeout_ms = 0 })
+        assert.same({ nil, "file", false }, { res, kind, sent })
+        assert.matches("cannot open the file", msg)
+        s:close()
+    end)
+
+    it("everything else fails with exactly nil, kind, message", function()
+        local n = select("#", core.stat("/nonexistent/x"))
+        assert.equal(3, n)
+        assert.equal(3, select("#", core.plan(0)))
+        assert.equal(3, select("#", core.parse_content_range("x")))
+        assert.is_nil(core.getpid)   -- dead code, removed
+    end)
+end)
+
+describe("tiktok.errors.from_core", function()
+    local errors = require "tiktok.errors"
+
+    it("maps every transfer kind to its code and keeps sent as a boolean", function()
+        local cases = { timeout = "timeout", tls = "tls", network = "network", aborted = "network",
+                        too_big = "bad_response", invalid = "invalid_argument", file = "file" }
+        for kind, code in pairs(cases) do
+            local err = errors.from_core("chunk upload", kind, "libcurl said so", true)
+            assert.equal(code, err.code, kind)
+            assert.is_true(err.sent, kind)
+            assert.is_false(errors.from_core("init", kind, "m", false).sent, kind)
+        end
+        local t = errors.from_core("token exchange", "timeout", "Operation timed out", false)
+        assert.equal(errors.codes.timeout.message, t.message)
+        assert.equal("token exchange: Operation timed out", t.detail)
+        assert.is_true(t.retryable)
+        assert.equal("bad_response", errors.from_core("init", "too_big", "the response body is larger").code)
+    end)
+
+    it("file kinds become 'file' for video files and 'store' for the store, with a hint", function()
+        local e = errors.from_core("video_file a.mp4", "ENOENT", "cannot stat the file: No such file or directory")
+        assert.equal("file", e.code)
+        assert.equal("video_file a.mp4: cannot stat the file: No such file or directory; check the path", e.message)
+        assert.is_nil(e.sent)
+        local s = errors.from_core("cannot write the account store /x", "EACCES", "cannot replace the store: "
+                                   .. "Permission denied", nil, nil, "store")
+        assert.equal("store", s.code)
+        assert.matches("owner and permissions", s.message)
+        assert.equal("busy", errors.from_core("lock", "busy", "held", nil, nil, "store").code)
+        assert.equal("store", errors.from_core("store", "unsafe", "group-writable", nil, nil, "store").code)
+        assert.equal("unsupported_media", errors.from_core("video_file a", "unsupported_media", "not an MP4").code)
+        assert.has_error(function() errors.from_core("x", "ENOENT", "m", nil, nil, "disk") end)
+    end)
+
+    it("never keeps a secret or an upload URL's query", function()
+        local secret = "act.SECRETTOKEN123"
+        local err = errors.from_core("token refresh", "network", "failed for https://up.example/v?sig=abc "
+                                     .. secret .. " rft.other", true, { secret })
+        assert.not_matches("SECRETTOKEN", err.detail)
+        assert.not_matches("sig=abc", err.detail)
+        assert.not_matches("rft%.other", err.detail)
+        local f = errors.from_core("chunk upload", "invalid", "bad " .. secret, false, { secret })
+        assert.not_matches("SECRETTOKEN", f.message)
     end)
 end)
