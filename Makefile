@@ -18,7 +18,7 @@ SRC          := src/core.c src/session.c src/files.c src/crypto.c src/media.c sr
 HDR          := src/tt.h src/core.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
-.PHONY: all deps test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability valgrind
+.PHONY: all deps deps-demo test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability valgrind
 
 all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
 
@@ -30,8 +30,13 @@ build/5.1/tiktok/core.so: $(SRC) $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LUAJIT_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(LDFLAGS)
 
+# Debian packages: `deps` everything the specs, lint, sanitizers and
+# rock-check use; `deps-demo` only what `make demo` runs.
 deps:
-	@scripts/deps
+	@scripts/deps test
+
+deps-demo:
+	@scripts/deps demo
 
 test: deps all
 	@spec/run
@@ -57,22 +62,24 @@ asan: deps
 valgrind: deps all
 	@TIKTOK_VALGRIND=1 spec/run valgrind
 
+# Both builds under PREFIX (the 5.1 one is made with LuaJIT's headers: for
+# LuaJIT and OpenResty), every file of lua/ (subdirectories too) and bin/tiktok.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok \
-	  $(DESTDIR)$(PREFIX)/share/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/share/lua/5.1/tiktok
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok
 	install -m 0755 build/5.4/tiktok/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/tiktok/core.so
 	install -m 0755 build/5.1/tiktok/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/tiktok/core.so
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/tiktok $(DESTDIR)$(PREFIX)/bin/tiktok
-	for v in 5.4 5.1; do for f in lua/tiktok/*.lua; do \
-	  install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$$v/tiktok/; done; done
+	for v in 5.4 5.1; do (cd lua && find . -name '*.lua') | while read -r f; do \
+	  install -D -m 0644 lua/$$f $(DESTDIR)$(PREFIX)/share/lua/$$v/$$f || exit 1; done || exit 1; done
 
 # Benchmarks side by side with curl; writes BENCHMARKS.md (not part of make test).
 bench: deps all
 	@bench/run
 
-# The README's main job: the whole journey through bin/tiktok against the sandbox.
-demo: deps all
+# The README's main job: the whole journey through bin/tiktok against the
+# sandbox. Only the demo's packages and the Lua 5.4 build.
+demo: deps-demo build/5.4/tiktok/core.so
 	@scripts/demo
 
 sandbox: deps
@@ -81,18 +88,12 @@ sandbox: deps
 clean:
 	rm -rf build
 
-# `luarocks make` into a fresh tree for 5.4 and 5.1, then require it from
-# lua5.4 and luajit (no network: lua-cjson comes from Debian).
+# The LuaRocks install with no variables (scripts/rock-check says what it
+# proves): luarocks make for 5.4 and 5.1 into fresh trees, require in lua5.4,
+# luajit and lua5.1, libcurl under /usr, /usr/local and aarch64 multiarch,
+# and luarocks pack + install of the source rock offline.
 rock-check: deps
-	@T=$$(mktemp -d) && for v in 5.4 5.1; do \
-	  luarocks --lua-version $$v --tree $$T make --deps-mode=none lua-tiktok-0.1.0-1.rockspec \
-	    CURL_INCDIR=$$(dirname $$(dirname $$(find /usr/include -name curl.h -path '*curl/curl.h' | head -1))) >/dev/null || exit 1; \
-	done && \
-	lua5.4 -e "package.path='$$T/share/lua/5.4/?.lua;$$T/share/lua/5.4/?/init.lua;'..package.path \
-	  package.cpath='$$T/lib/lua/5.4/?.so;'..package.cpath print('lua5.4:', require('tiktok')._VERSION)" && \
-	luajit -e "package.path='$$T/share/lua/5.1/?.lua;$$T/share/lua/5.1/?/init.lua;'..package.path \
-	  package.cpath='$$T/lib/lua/5.1/?.so;'..package.cpath print('luajit:', require('tiktok')._VERSION)" && \
-	rm -rf $$T
+	@scripts/rock-check
 
 # The long reliability runs whose figures RELIABILITY.md quotes: the fault
 # matrix, 1000 SIGKILLs of store writers, 8 processes x 100 operations.
