@@ -79,12 +79,22 @@ do
                     "If a library it links to is missing (libcurl), install it; otherwise "
                     .. install:sub(1, 1):lower() .. install:sub(2) }
             end
+            local right
             for i = 2, #files do
                 if select(2, built_for(files[i])) == hostver then
+                    right = files[i]
                     lines[#lines + 1] = ("A build for %s exists at %s, later on package.cpath: "
-                        .. "put its directory first."):format(host, files[i])
+                        .. "put its directory first."):format(host, right)
                     break
                 end
+            end
+            -- The same tree's build for this Lua (lib/lua/5.1 -> lib/lua/5.4),
+            -- typically after `eval "$(luarocks --lua-version 5.1 path)"`.
+            local sibling = file:gsub("/lua/5%.%d/tiktok/core%.so$", "/lua/" .. hostver .. "/tiktok/core.so")
+            if not right and sibling ~= file and select(2, built_for(sibling)) == hostver then
+                lines[#lines + 1] = ("A build for %s is installed at %s but not on package.cpath%s: "
+                    .. "`eval \"$(luarocks --lua-version %s path)\"` puts it there."):format(host, sibling,
+                    os.getenv("LUA_CPATH") and " (LUA_CPATH is set for another Lua)" or "", hostver)
             end
         end
         if #files > 0 then

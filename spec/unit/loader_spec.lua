@@ -83,6 +83,24 @@ describe("require 'tiktok' with a build for another Lua", function()
             .. "put its directory first.", out, 1, true)
     end)
 
+    it("points at the same tree's build for this Lua when package.cpath has only the other one", function()
+        -- a LuaRocks tree with both builds, after `eval "$(luarocks --lua-version 5.1 path)"`
+        local tree = os.tmpname()
+        os.remove(tree)
+        local function cp(from, v)
+            assert(os.execute(("mkdir -p %s/lib/lua/%s/tiktok && cp %s/tiktok/core.so %s/lib/lua/%s/tiktok/")
+                :format(q(tree), v, q(from), q(tree), v)))
+        end
+        cp(B51, "5.1")
+        cp(B54, "5.4")
+        local ok, out = run("lua5.4", { tree .. "/lib/lua/5.1" })
+        os.execute("rm -rf " .. q(tree))
+        assert.is_false(ok, out)
+        assert.matches("A build for Lua 5.4 is installed at " .. tree .. "/lib/lua/5.4/tiktok/core.so but not on "
+            .. "package.cpath (LUA_CPATH is set for another Lua): `eval \"$(luarocks --lua-version 5.4 path)\"` "
+            .. "puts it there.", out, 1, true)
+    end)
+
     it("says the C module is not installed when package.cpath has none", function()
         local ok, out = run("lua5.4", { ROOT .. "/no-such-dir" })
         assert.is_false(ok, out)
