@@ -1,0 +1,338 @@
+-- tiktok_app.posts: starting a post, its status, resuming an upload that
+-- stopped, and the caption preview.
+--
+-- The fields a request may carry, their JSON types and their labels come
+-- from lua-tiktok's one field schema (tiktok.fields); this app adds only
+-- `account` (which connected account) and `vars` (template variables).
+local tiktok = require "tiktok"
+local fields = require "tiktok.fields"
+local template = require "tiktok.template"
+local json = require "tiktok.json"
+local config = require "tiktok_app.config"
+local reply = require "tiktok_app.reply"
+local identity = require "tiktok_app.identity"
+local accounts = require "tiktok_app.accounts"
+local files = require "tiktok_app.files"
+
+local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
+local concat, sort = table.concat, table.sort
+local floor = math.floor
+local ngx = ngx
+local conn = config.conn
+local as_of = identity.as_of
+
+local _M = {}
+
+local POST_TTL = 86400           -- how long the shared dict remembers a post's account and owner
+local FINAL = { PUBLISH_COMPLETE = true, SEND_TO_USER_INBOX = true, FAILED = true }
+
+-- ------------------------------------------------------------ the request
+
+-- JSON type checks by schema type; each returns true when v fits.
+local CHECKS = {
+    string = function(v) return type(v) == "string" end,
+    boolean = function(v) return type(v) == "boolean" end,
+    integer = function(v) return type(v) == "number" and v == floor(v) and v >= 0 and v < 2^53 end,
+    list = function(v)
+        if type(v) ~= "table" or #v == 0 then return false end
+        for _, x in pairs(v) do if type(x) ~= "string" then return false end end
+        return true
+    end,
+    object = function(v) return type(v) == "table" end,
+}
+local WANT = {
+    string = "text", boolean = "true or false", integer = "a whole number >= 0",
+    list = "a list of texts", object = "an object",
+}
+
+-- name -> { type, label, values } for every field a request may carry.
+local ACCEPTED = { account = { type = "string", label = "TikTok account" },
+                   vars = { type = "object", label = "Variables" } }
+for _, f in ipairs(fields.list) do
+    ACCEPTED[f.name] = { type = f.type == "enum" and "string" or f.type, label = f.label, values = f.values }
+end
+
+local function is_null(v)
+    return v == json.null or type(v) == "userdata"   -- lua-cjson's null
+end
+
+-- Flat names ({"a.b": "x"}) and nested objects both become nested vars.
+local function expand_vars(vars, problem)
+    local out = {}
+    local names = {}
+    for k in pairs(vars) do names[#names + 1] = k end
+    sort(names, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(names) do
+        local v = vars[k]
+        if type(k) ~= "string" then
+            problem("vars", "Variables must be an object of names to values")
+        elseif not is_null(v) then
+            local ok, why = template.set_var(out, k, v)
+            if not ok then problem("vars", "Variables: " .. why) end
+        end
+    end
+    return out
+end
+
+local function check_field(name, v, problem)
+    local want = ACCEPTED[name]
+    if not want then
+        problem(false, "unknown field '" .. name .. "'")
+        return false
+    end
+    if not CHECKS[want.type](v) then
+        problem(name, "'" .. name .. "' (" .. want.label .. ") must be " .. WANT[want.type])
+        return false
+    end
+    if want.values then
+        for _, x in ipairs(want.values) do if x == v then return true end end
+        problem(name, "'" .. name .. "' (" .. want.label .. ") must be " .. concat(want.values, " or "))
+        return false
+    end
+    return true
+end
+
+-- Checks the JSON shapes (the library raises on wrong Lua types, which is
+-- right for code and wrong for a request body: here they become a 400).
+-- Returns the request for tiktok.post, or nil, err.
+function _M.request(body, who)
+    local req, problems, where = {}, {}, {}
+    local function problem(field, text)
+        problems[#problems + 1] = text
+        where[#problems] = field
+    end
+    local names = {}
+    for k in pairs(body) do names[#names + 1] = tostring(k) end
+    sort(names)
+    for _, k in ipairs(names) do
+        local v = body[k]
+        if not is_null(v) and check_field(k, v, problem) then req[k] = v end
+    end
+    if req.vars then req.vars = expand_vars(req.vars, problem) end
+    if req.video_file then
+        local path, why = files.resolve(who, req.video_file)
+        if path then req.video_file = path else problem("video_file", why) end
+    end
+    if #problems > 0 then
+        local err = tiktok.errors.new("invalid_argument", "the post request is malformed: "
+                                      .. concat(problems, "; "), { problems = problems })
+        err.fields = where   -- the field of each problem (false: none), for the page
+        return nil, err
+    end
+    return req
+end
+
+local function read_json_body()
+    local ctype = ngx.var.http_content_type or ""
+    if not ctype:find("^application/json") then
+        return nil, tiktok.errors.new("invalid_argument", "send the post as JSON (Content-Type: application/json)")
+    end
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data()
+    if not body then
+        if ngx.req.get_body_file() then
+            return nil, tiktok.errors.new("invalid_argument", "the JSON body is too large")
+        end
+        return nil, tiktok.errors.new("invalid_argument", "the body is empty; send a JSON object")
+    end
+    local ok, v, msg = pcall(json.decode, body)
+    if not ok or type(v) ~= "table" or v[1] ~= nil then
+        return nil, tiktok.errors.new("invalid_argument", (ok and msg) or "the body must be a JSON object")
+    end
+    return v
+end
+
+-- ------------------------------------------------- what this app remembers
+
+local function remember(publish_id, t)
+    local dict = ngx.shared.tiktok_posts
+    local old = dict:get(publish_id)
+    local rec = old and json.decode(old) or {}
+    for k, v in pairs(t) do
+        if is_null(v) then rec[k] = nil else rec[k] = v end
+    end
+    dict:set(publish_id, assert(json.encode(rec)), POST_TTL)
+end
+
+local function recall(publish_id)
+    local s = ngx.shared.tiktok_posts:get(publish_id)
+    return s and json.decode(s) or {}
+end
+
+local function mine(rec, who)
+    return rec.owner == who.user or (rec.workspace ~= nil and rec.workspace == who.workspace)
+end
+
+-- ----------------------------------------------------------- the uploads
+
+-- Timer: sends the file of a detached post (the journal in the store says
+-- what is left), on the upload thread pool. The handler has answered already.
+local function upload_job(premature, publish_id, who)
+    if premature then return end   -- nginx is stopping: the journal keeps the rest for POST .../resume
+    remember(publish_id, { upload = "running" })
+    local ok, res, err = pcall(tiktok.resume, { connection = conn("upload"), publish_id = publish_id,
+                                                as = who, wait = false })
+    if not ok then
+        err = tiktok.errors.new("internal_error", "the upload stopped: " .. tostring(res))
+        res = nil
+    end
+    if res then
+        remember(publish_id, { upload = "done" })
+    else
+        ngx.log(ngx.ERR, "tiktok example: upload of ", publish_id, " failed: ", tostring(err))
+        remember(publish_id, { upload = "failed", error = reply.error_body(err) })
+    end
+end
+
+local function start_upload(publish_id, who)
+    local ok, terr = ngx.timer.at(0, upload_job, publish_id, as_of(who))
+    if not ok then
+        return nil, tiktok.errors.new("busy", "cannot start the upload now (" .. tostring(terr)
+                                      .. "); resume it with POST /tiktok/posts/" .. publish_id .. "/resume",
+                                      { retryable = true, publish_id = publish_id })
+    end
+    return true
+end
+
+-- ----------------------------------------------------------------- routes
+
+-- POST /tiktok/posts (JSON): validates, starts the post, answers 202 with
+-- the publish_id as soon as TikTok has accepted the init.
+function _M.create()
+    if not reply.method("POST") then return end
+    local who = identity.need()
+    if not who then return end
+    if not identity.same_origin() then return end
+    local body, err = read_json_body()
+    if not body then return reply.fail(err) end
+    local req
+    req, err = _M.request(body, who)
+    if not req then return reply.fail(err) end
+    local open_id
+    open_id, err = accounts.pick(who, req.account)
+    if not open_id then return reply.fail(err) end
+    req.connection, req.account, req.as = conn(), open_id, as_of(who)
+    if req.video_file then
+        req.detach = true      -- creator_info + validation + init + journal; the bytes go from a timer
+    else
+        req.wait = false       -- TikTok pulls the URL itself: nothing to wait for here
+    end
+    local res
+    res, err = tiktok.post(req)
+    if not res then return reply.fail(err) end
+    remember(res.publish_id, { open_id = open_id, owner = who.user, workspace = who.workspace,
+                               source = req.video_file and "FILE_UPLOAD" or "PULL_FROM_URL",
+                               upload = req.video_file and "queued" or nil })
+    if req.video_file then
+        local ok, terr = start_upload(res.publish_id, who)
+        if not ok then return reply.fail(terr) end
+    end
+    ngx.header["Location"] = "/tiktok/posts/" .. res.publish_id
+    return reply.send(202, { publish_id = res.publish_id, status = res.status, open_id = open_id,
+                             privacy = res.privacy, caption = res.caption, mode = res.mode })
+end
+
+local function publish_id_arg()
+    local id = ngx.var.publish_id
+    if not id or #id > 128 or not id:match("^[%w%._~%-]+$") then
+        reply.fail_with(400, "invalid_argument", "not a publish_id")
+        return nil
+    end
+    return id
+end
+
+-- The post's TikTok status, read with the account that made it.
+local function fetch_status(who, id, rec)
+    local open_id, err = accounts.pick(who, reply.arg("account") or rec.open_id)
+    if not open_id then return nil, err end
+    local st
+    st, err = tiktok.status({ connection = conn(), account = open_id, publish_id = id, as = as_of(who) })
+    if not st then return nil, err end
+    return st, open_id
+end
+
+-- GET /tiktok/posts/<publish_id>[?account=open_id]
+function _M.status()
+    if not reply.method("GET") then return end
+    local who = identity.need()
+    if not who then return end
+    local id = publish_id_arg()
+    if not id then return end
+    local rec = recall(id)
+    if rec.upload == "failed" and type(rec.error) == "table" and mine(rec, who) then
+        return reply.send(200, { publish_id = id, status = "FAILED", final = true, fail_reason = rec.error.code,
+                                 error = rec.error, upload = "failed", post_ids = reply.list() })
+    end
+    local st, open_id = fetch_status(who, id, rec)
+    if not st then return reply.fail(open_id) end
+    local out = { publish_id = id, open_id = open_id, status = st.status, final = FINAL[st.status] == true,
+                  fail_reason = st.fail_reason, post_ids = reply.list(st.post_ids),
+                  uploaded_bytes = st.uploaded_bytes, downloaded_bytes = st.downloaded_bytes, upload = rec.upload }
+    if st.status == "FAILED" then
+        out.error = reply.error_body(tiktok.errors.from_fail_reason(st.fail_reason, id))
+    end
+    return reply.send(200, out)
+end
+
+-- POST /tiktok/posts/<publish_id>/resume[?account=open_id]: finish an upload
+-- that a restart of nginx interrupted (the store's journal knows where it
+-- stopped). Answers 200 with the status when there is nothing left to do.
+function _M.resume()
+    if not reply.method("POST") then return end
+    local who = identity.need()
+    if not who then return end
+    if not identity.same_origin() then return end
+    local id = publish_id_arg()
+    if not id then return end
+    local rec = recall(id)
+    if rec.upload == "running" or rec.upload == "queued" then
+        return reply.send(202, { publish_id = id, upload = rec.upload })
+    end
+    -- The status call checks that this user may use the post's account.
+    local st, open_id = fetch_status(who, id, rec)
+    if not st then return reply.fail(open_id) end
+    if st.status ~= "PROCESSING_UPLOAD" then
+        return reply.send(200, { publish_id = id, status = st.status, final = FINAL[st.status] == true })
+    end
+    remember(id, { open_id = open_id, owner = rec.owner or who.user, workspace = rec.workspace or who.workspace,
+                   upload = "queued", error = json.null })
+    local ok, err = start_upload(id, who)
+    if not ok then return reply.fail(err) end
+    return reply.send(202, { publish_id = id, upload = "queued" })
+end
+
+-- POST /tiktok/preview (JSON { caption, video_url, vars }): the variables
+-- the templates use and what they render to, for the form.
+function _M.preview()
+    if not reply.method("POST") then return end
+    local who = identity.need()
+    if not who then return end
+    local body, err = read_json_body()
+    if not body then return reply.fail(err) end
+    local problems = {}
+    local function problem(_, text) problems[#problems + 1] = text end
+    local vars = type(body.vars) == "table" and expand_vars(body.vars, problem) or {}
+    local names, seen = reply.list(), {}
+    local out = { variables = names }
+    for _, field in ipairs({ "caption", "video_url" }) do
+        local tpl = body[field]
+        if type(tpl) == "string" then
+            local list, terr = template.variables(tpl)
+            if list then
+                for _, n in ipairs(list) do
+                    if not seen[n] then seen[n] = true; names[#names + 1] = n end
+                end
+                local s, rerr = template.render(tpl, vars)
+                out[field] = s
+                if not s and rerr.code ~= "missing_variable" then problems[#problems + 1] = rerr.message end
+            else
+                problems[#problems + 1] = fields.label(field) .. ": " .. terr.message
+            end
+        end
+    end
+    if out.caption then out.caption_utf16 = template.utf16_len(out.caption) end
+    out.problems = reply.list(problems)
+    return reply.send(200, out)
+end
+
+return _M
