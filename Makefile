@@ -108,7 +108,7 @@ reliability: deps all
 # libFuzzer harnesses (clang) for every C function that reads outside data.
 # FUZZ_SECONDS per harness; the corpus grows under build/fuzz/corpus, seeded
 # from spec/fuzz-corpus.
-FUZZERS      := pct range json probe plan
+FUZZERS      := range json probe plan
 FUZZ_SECONDS ?= 30
 FUZZ_CFLAGS  ?= -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz-build: $(foreach f,$(FUZZERS),build/fuzz/fuzz_$(f))

@@ -29,14 +29,6 @@ const char *tt_plan_check(int64_t size, int64_t chunk_size, int64_t count);
 int tt_parse_content_range(const char *s, size_t len, int64_t *first,
                            int64_t *last, int64_t *total);
 
-/* Percent-encoding per RFC 3986 unreserved set (application/x-www-form-
- * urlencoded when form != 0: space becomes '+'). `out` needs 3*len bytes.
- * Returns the output length. */
-size_t tt_pct_encode(const char *in, size_t len, char *out, int form);
-/* Decodes %XX (and '+' when form != 0). Returns output length or
- * (size_t)-1 on a malformed escape. `out` needs len bytes. */
-size_t tt_pct_decode(const char *in, size_t len, char *out, int form);
-
 /* JSON: copies `in` to `out`, wrapping every integer literal with more than
  * 15 digits in double quotes so that a double-based decoder keeps it exact.
  * `out` needs len + 2 * (len / 16 + 1) bytes. Returns output length, or

@@ -1,6 +1,6 @@
 /* util.c: what every area shares (clocks, sleeping, the errno failure),
- * the clock functions of the module, the percent codec and the JSON
- * big-integer guard (encode.c). */
+ * the clock functions of the module and the JSON big-integer guard
+ * (encode.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
@@ -58,33 +58,6 @@ int tt_fail_errno(lua_State *L, int e, const char *what) {
   return tt_fail(L, tt_errno_name(e), TT_NO_TRANSFER, "%s: %s", what, strerror(e));
 }
 
-static int l_pct_encode(lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  int form = lua_toboolean(L, 2);
-  luaL_Buffer b;
-  char *out;
-  size_t n;
-  luaL_argcheck(L, len < (size_t)1 << 28, 1, "string too long");
-  out = lua_newuserdata(L, 3 * len + 1);    /* Lua-owned scratch */
-  n = tt_pct_encode(s, len, out, form);
-  luaL_buffinit(L, &b);
-  luaL_addlstring(&b, out, n);
-  luaL_pushresult(&b);
-  return 1;
-}
-
-static int l_pct_decode(lua_State *L) {
-  size_t len, n;
-  const char *s = luaL_checklstring(L, 1, &len);
-  int form = lua_toboolean(L, 2);
-  char *out = lua_newuserdata(L, len + 1);
-  n = tt_pct_decode(s, len, out, form);
-  if (n == (size_t)-1) return tt_fail(L, "invalid", TT_NO_TRANSFER, "malformed percent-encoding");
-  lua_pushlstring(L, out, n);
-  return 1;
-}
-
 /* core.json_quote_bigints(text) -> text with integers over 15 digits quoted
  *   | nil, "invalid", message (not lexically JSON) */
 static int l_json_bigints(lua_State *L) {
@@ -118,7 +91,7 @@ static int l_sleep(lua_State *L) {
 }
 
 static const luaL_Reg util_funcs[] = {
-  {"pct_encode", l_pct_encode}, {"pct_decode", l_pct_decode}, {"json_quote_bigints", l_json_bigints},
+  {"json_quote_bigints", l_json_bigints},
   {"now_ms", l_now}, {"monotonic_ms", l_monotonic}, {"sleep_ms", l_sleep},
   {NULL, NULL}};
 

@@ -158,7 +158,7 @@ end
 
 function _M.user_info(ctx, token, fields)
     local data, err = api(ctx, "user info", token, "/v2/user/info/?fields="
-                          .. core.pct_encode(concat(fields, ",")), nil, "GET")
+                          .. util.pct_encode(concat(fields, ",")), nil, "GET")
     if not data then return nil, err end
     return data.user or {}
 end

@@ -5,6 +5,7 @@ local core = require "tiktok.core"
 local type, pairs, error, tostring, tonumber = type, pairs, error, tostring, tonumber
 local concat, sort = table.concat, table.sort
 local find, sub, lower, match = string.find, string.sub, string.lower, string.match
+local gsub, format, byte, char = string.gsub, string.format, string.byte, string.char
 
 local _M = {}
 
@@ -130,6 +131,34 @@ function _M.json_encode(v)
     return (cjson.encode(v))
 end
 
+-- Percent-encoding (RFC 3986): every byte but the unreserved A-Z a-z 0-9
+-- - . _ ~ becomes %XX; with `plus`, a space becomes '+' instead. Explicit
+-- ranges rather than %w, which follows the C locale.
+local function pct_byte(c)
+    return format("%%%02X", byte(c))
+end
+
+function _M.pct_encode(s, plus)
+    if plus then
+        return (gsub(gsub(s, "[^A-Za-z0-9%-%._~ ]", pct_byte), " ", "+"))
+    end
+    return (gsub(s, "[^A-Za-z0-9%-%._~]", pct_byte))
+end
+
+-- Decodes %XX escapes (and '+' as a space with `plus`); nil when a '%' is
+-- not followed by two hex digits.
+local function hex_byte(h)
+    return char(tonumber(h, 16))
+end
+
+function _M.pct_decode(s, plus)
+    if find(s, "%", 1, true) and find(gsub(s, "%%[0-9A-Fa-f][0-9A-Fa-f]", ""), "%", 1, true) then
+        return nil
+    end
+    if plus then s = gsub(s, "%+", " ") end
+    return (gsub(s, "%%([0-9A-Fa-f][0-9A-Fa-f])", hex_byte))
+end
+
 -- application/x-www-form-urlencoded from an array of {name, value} pairs
 -- (an array keeps the order stable, which makes requests reproducible).
 function _M.form(pairs_)
@@ -137,20 +166,21 @@ function _M.form(pairs_)
     for i = 1, #pairs_ do
         local kv = pairs_[i]
         if kv[2] ~= nil then
-            out[#out + 1] = core.pct_encode(kv[1]) .. "=" .. core.pct_encode(tostring(kv[2]))
+            out[#out + 1] = _M.pct_encode(kv[1]) .. "=" .. _M.pct_encode(tostring(kv[2]))
         end
     end
     return concat(out, "&")
 end
 
--- Parses a query string into a table (last value wins).
+-- Parses a query string into a table (last value wins; a pair with a
+-- malformed escape is left out).
 function _M.parse_query(q)
     local t = {}
     if not q then return t end
     for pair in q:gmatch("[^&]+") do
         local k, v = match(pair, "^([^=]*)=?(.*)$")
-        k = core.pct_decode(k, true)
-        v = core.pct_decode(v, true)
+        k = _M.pct_decode(k, true)
+        v = _M.pct_decode(v, true)
         if k and v then t[k] = v end
     end
     return t

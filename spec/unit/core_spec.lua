@@ -89,20 +89,37 @@ describe("tiktok.core.parse_content_range", function()
     end)
 end)
 
-describe("tiktok.core encoders", function()
+describe("the percent codec (tiktok.util, Lua since it left the C core)", function()
+    local util = require "tiktok.util"
+
     it("percent-encodes everything but the unreserved set", function()
-        assert.equal("a%20b%2Cc~d.e_f-g%2F%3F%26%3D%25", core.pct_encode("a b,c~d.e_f-g/?&=%"))
-        assert.equal("a+b", core.pct_encode("a b", true))
-        assert.equal("%C3%A9%00", core.pct_encode("\195\169\0"))
+        assert.equal("a%20b%2Cc~d.e_f-g%2F%3F%26%3D%25", util.pct_encode("a b,c~d.e_f-g/?&=%"))
+        assert.equal("a+b%2B", util.pct_encode("a b+", true))
+        assert.equal("%C3%A9%00%FF", util.pct_encode("\195\169\0\255"))
+        assert.is_nil(core.pct_encode)
     end)
 
     it("decodes and refuses malformed escapes", function()
-        assert.equal("a b+c", core.pct_decode("a%20b+c"))
-        assert.equal("a b c", core.pct_decode("a%20b+c", true))
-        assert.is_nil(core.pct_decode("%zz"))
-        assert.is_nil(core.pct_decode("abc%2"))
-        assert.is_nil(core.pct_decode("%"))
+        assert.equal("a b+c", util.pct_decode("a%20b+c"))
+        assert.equal("a b c+", util.pct_decode("a%20b+c%2b", true))
+        for _, bad in ipairs({ "%zz", "abc%2", "%", "%%41", "a%g1", "%4" }) do
+            assert.is_nil(util.pct_decode(bad), bad)
+        end
+        assert.equal("%A", util.pct_decode("%25A"))
     end)
+
+    it("round-trips every byte value, and form/parse_query keep their behaviour", function()
+        local all = {}
+        for i = 0, 255 do all[#all + 1] = string.char(i) end
+        all = table.concat(all)
+        assert.equal(all, util.pct_decode(util.pct_encode(all)))
+        assert.equal(all, util.pct_decode(util.pct_encode(all, true), true))
+        assert.equal("a=1%202&b%26c=%3D&e=", util.form({ { "a", "1 2" }, { "b&c", "=" }, { "d", nil }, { "e", "" } }))
+        assert.same({ a = "1 2", ["b&c"] = "=", e = "" }, util.parse_query("a=1+2&b%26c=%3D&bad=%zz&e"))
+    end)
+end)
+
+describe("tiktok.core encoders", function()
 
     it("computes SHA-256 (TikTok's hex PKCE challenge)", function()
         assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", core.sha256_hex(""))
