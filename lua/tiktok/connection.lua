@@ -5,12 +5,23 @@ local util = require "tiktok.util"
 local api = require "tiktok.api"
 local errors = require "tiktok.errors"
 local store_mod = require "tiktok.store"
+local openresty = require "tiktok.openresty"
 
 local type, pairs, ipairs, setmetatable, error, tostring = type, pairs, ipairs, setmetatable, error, tostring
 local concat, floor = table.concat, math.floor
 
 local _M = {}
 local mt = { __index = _M }
+
+-- Every method that does I/O (libcurl, the store's lock) is declared with
+-- io_method: inside an nginx handler or timer it runs in a worker thread
+-- (tiktok.openresty), so the event loop never blocks; elsewhere, and
+-- inside the thread, it runs directly. IO keeps the direct versions.
+local IO = {}
+local function io_method(name, fn)
+    IO[name] = fn
+    _M[name] = openresty.method("conn", name, fn)
+end
 
 -- The one table of connection options with their defaults (nil = none).
 local DEFAULTS = {
@@ -211,7 +222,7 @@ local function apply_token(rec, tok)
     return rec
 end
 
-function _M:exchange(opts)
+io_method("exchange", function(self, opts)
     util.check_opts("conn:exchange", opts, EXCHANGE_OPTS)
     check_as("conn:exchange", opts.as)
     local access = opts.access or "only_me"
@@ -245,7 +256,7 @@ function _M:exchange(opts)
     local ok, serr = self.store:put(rec)
     if not ok then return nil, serr end
     return public_account(rec)
-end
+end)
 
 -- ---------------------------------------------------------- access control
 
@@ -277,7 +288,7 @@ end
 
 local ACC_OPTS = { as = "table" }
 
-function _M:accounts(opts)
+io_method("accounts", function(self, opts)
     opts = util.check_opts("conn:accounts", opts or {}, ACC_OPTS)
     check_as("conn:accounts", opts.as)
     local list, err = self.store:list()
@@ -289,15 +300,15 @@ function _M:accounts(opts)
         end
     end
     return out
-end
+end)
 
-function _M:account(open_id, opts)
+io_method("account", function(self, open_id, opts)
     opts = util.check_opts("conn:account", opts or {}, ACC_OPTS)
     check_as("conn:account", opts.as)
     local rec, err = self:_record(open_id, opts.as)
     if not rec then return nil, err end
     return public_account(rec)
-end
+end)
 
 local PICK_OPTS = { as = "table" }
 
@@ -382,7 +393,7 @@ function _M:_with_token(open_id, as, fn)
     return res, ferr
 end
 
-function _M:refresh(open_id, opts)
+io_method("refresh", function(self, open_id, opts)
     opts = util.check_opts("conn:refresh", opts or {}, ACC_OPTS)
     check_as("conn:refresh", opts.as)
     local rec, err = self:_record(open_id, opts.as)
@@ -390,9 +401,9 @@ function _M:refresh(open_id, opts)
     local token, rec2 = self:_token(open_id, opts.as, rec.access_token)
     if not token then return nil, rec2 end
     return public_account(rec2)
-end
+end)
 
-function _M:revoke(open_id, opts)
+io_method("revoke", function(self, open_id, opts)
     opts = util.check_opts("conn:revoke", opts or {}, ACC_OPTS)
     check_as("conn:revoke", opts.as)
     local ok, err = self:_with_token(open_id, opts.as, function(token)
@@ -402,12 +413,12 @@ function _M:revoke(open_id, opts)
     local dok, derr = self.store:delete(open_id)
     if not dok then return nil, derr end
     return true
-end
+end)
 
 local UI_OPTS = { as = "table", fields = "table" }
 local DEFAULT_FIELDS = { "open_id", "union_id", "avatar_url", "display_name" }
 
-function _M:user_info(open_id, opts)
+io_method("user_info", function(self, open_id, opts)
     opts = util.check_opts("conn:user_info", opts or {}, UI_OPTS)
     check_as("conn:user_info", opts.as)
     local fields = opts.fields or DEFAULT_FIELDS
@@ -419,22 +430,20 @@ function _M:user_info(open_id, opts)
     return self:_with_token(open_id, opts.as, function(token)
         return api.user_info(self._ctx, token, fields)
     end)
-end
+end)
 
 -- Reads are safe to repeat: a transient failure gets two more tries.
-local TRANSIENT = { network = true, timeout = true, internal_error = true, bad_response = true, http = true,
-                    ambiguous = true }
 local function read_retry(fn)
     local res, err
     for attempt = 1, 3 do
         res, err = fn()
-        if res ~= nil or not TRANSIENT[err.code] then return res, err end
+        if res ~= nil or not errors.read_again(err) then return res, err end
         if attempt < 3 then core.sleep_ms(200 * attempt) end
     end
     return res, err
 end
 
-function _M:creator_info(open_id, opts)
+io_method("creator_info", function(self, open_id, opts)
     opts = util.check_opts("conn:creator_info", opts or {}, ACC_OPTS)
     check_as("conn:creator_info", opts.as)
     return read_retry(function()
@@ -442,7 +451,7 @@ function _M:creator_info(open_id, opts)
             return api.creator_info(self._ctx, token)
         end)
     end)
-end
+end)
 
 local APPROVE_OPTS = { username = "string", decision = "string" }
 
@@ -450,7 +459,7 @@ local APPROVE_OPTS = { username = "string", decision = "string" }
 -- browser (for scripts, specs and the demo) and returns the callback
 -- fields { code, state, scopes, error }. Refused for anything but a
 -- loopback auth_base: real TikTok needs a person to consent.
-function _M:sandbox_approve(url, opts)
+io_method("sandbox_approve", function(self, url, opts)
     opts = util.check_opts("conn:sandbox_approve", opts or {}, APPROVE_OPTS)
     local base = util.parse_url(self.opts.auth_base)
     if not util.is_loopback(base.host) then
@@ -476,30 +485,42 @@ function _M:sandbox_approve(url, opts)
                                .. " instead of redirecting", { http_status = res.status })
     end
     return _M.parse_callback(location)
-end
+end)
 
 -- A client access token (client_credentials); not stored.
-function _M:client_token()
+io_method("client_token", function(self)
     local tok, err = api.client_token(self._ctx)
     if not tok then return nil, err end
     return { access_token = tok.access_token, expires_at = floor(util.now() + (tok.expires_in or 0)) }
+end)
+
+-- The interface tiktok.post uses (internal, not public API): the option
+-- table, the transport context of tiktok.api, a stored record the caller may
+-- use (_record), a call with a valid token (_with_token) and the status
+-- budget (_status_slot).
+function _M:_option(name)
+    return self.opts[name]
 end
 
--- Inside an nginx request handler or timer, every method that does I/O
--- runs in a worker thread (tiktok.openresty); elsewhere it runs directly.
-local openresty = require "tiktok.openresty"
-_M._direct = {}
-for _, name in ipairs({ "exchange", "accounts", "account", "refresh", "revoke", "user_info",
-                        "creator_info", "client_token", "sandbox_approve" }) do
-    local direct = _M[name]
-    _M._direct[name] = direct
-    _M[name] = function(self, a, b)
-        local off, err = openresty.offload()
-        if off == nil then return nil, err end
-        if off then return openresty.call(self, "conn", name, a, b) end
-        return direct(self, a, b)
-    end
+function _M:_api()
+    return self._ctx
 end
-_M._direct_new = _M.new
+
+-- Sleeps until another status fetch fits into TikTok's per-token budget
+-- (status_rate_per_min in any minute).
+function _M:_status_slot(open_id)
+    local calls = self._status_calls[open_id]
+    if not calls then calls = {}; self._status_calls[open_id] = calls end
+    local limit = self.opts.status_rate_per_min
+    local now = core.monotonic_ms()
+    while #calls > 0 and calls[1] <= now - 60000 do table.remove(calls, 1) end
+    if #calls >= limit then
+        core.sleep_ms(calls[1] + 60000 - now)
+        table.remove(calls, 1)
+    end
+    calls[#calls + 1] = core.monotonic_ms()
+end
+
+_M._io = IO
 
 return _M

@@ -211,9 +211,9 @@ local codes = {
         class = "invalid",
     },
     duration_check_failed = {
-        message = "TikTok rejected the video's duration; keep it within the "
-            .. "creator's max_video_post_duration_sec (10 minutes at most) and "
-            .. "post again",
+        message = "TikTok rejected the video's duration; keep it within this "
+            .. "creator's own limit (creator_info's max_video_post_duration_sec, "
+            .. "which differs from creator to creator) and post again",
         class = "invalid",
     },
     frame_rate_check_failed = {
@@ -416,6 +416,16 @@ function _M.class(err)
     end
     local c = CLASSES[name]
     return { name = name, retryable = c.retryable, exit = c.exit, http = c.http }
+end
+
+--- errors.read_again(err) -> true when a read (a status fetch, creator
+-- info) that failed with err is worth repeating: a transient failure or a
+-- per-minute limit, or an answer that was lost or could not be read (a read
+-- changes nothing at TikTok, so repeating it is safe; an init never is).
+local READ_AGAIN = { bad_response = true, http = true, ambiguous = true }
+function _M.read_again(err)
+    local name = _M.class(err).name
+    return name == "transient" or name == "throttled" or READ_AGAIN[err.code] == true
 end
 
 --- errors.exit_code(err) -> the command line's exit status for err

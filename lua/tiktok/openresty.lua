@@ -152,6 +152,24 @@ function _M.call(conn, kind, name, a, b)
     return r1, r2
 end
 
+--- openresty.method(kind, name, fn[, split]) -> function
+-- The one place that decides where a library call runs. The result calls
+-- fn directly outside nginx (and inside a worker thread); in an nginx
+-- handler or timer it sends the call to a worker thread, where
+-- tiktok.thread_impl runs fn. kind "conn": fn is a connection method
+-- (self, a, b). kind "post": fn takes one options table, and split(opts)
+-- checks it and returns the connection and a plain copy to send.
+function _M.method(kind, name, fn, split)
+    return function(a, b, c)
+        local off, err = _M.offload()
+        if off == nil then return nil, err end
+        if not off then return fn(a, b, c) end
+        if kind == "conn" then return _M.call(a, kind, name, b, c) end
+        local conn, args = split(a)
+        return _M.call(conn, kind, name, args)
+    end
+end
+
 -- lua-nginx-module creates a worker-thread Lua VM the first time it needs
 -- one and runs the task module's `require` in it on the event loop (about
 -- 4-20 ms for the whole library): paid during traffic, that shows as

@@ -23,6 +23,11 @@ local _M = { _VERSION = "0.1.0" }
 
 -- Longest bit of a malformed tag quoted back in an error.
 local MAX_QUOTE = 40
+-- Bounds checked before any parsing, so hostile input costs little: the
+-- longest template (bytes) and the longest text between {{ and }}.
+local MAX_TEMPLATE = 65536
+local MAX_TAG = 128
+_M.MAX_TEMPLATE, _M.MAX_TAG = MAX_TEMPLATE, MAX_TAG
 
 
 local function quote(s)
@@ -36,7 +41,12 @@ end
 -- Checks a tag's inner text; returns the name and its segments, or nil and
 -- the reason.
 local function parse_name(inner)
-    local name = match(inner, "^[ \t]*(.-)[ \t]*$")
+    -- Trimmed by hand: a pattern like "^%s*(.-)%s*$" takes time quadratic
+    -- in a run of spaces.
+    local first, last = 1, #inner
+    while first <= last and (byte(inner, first) == 32 or byte(inner, first) == 9) do first = first + 1 end
+    while last >= first and (byte(inner, last) == 32 or byte(inner, last) == 9) do last = last - 1 end
+    local name = sub(inner, first, last)
     if name == "" then
         return nil, "an empty tag"
     end
@@ -70,6 +80,10 @@ end
 local function parse(tpl)
     local pieces = {}
     local problems = {}
+    if #tpl > MAX_TEMPLATE then
+        local p = format("the template is %d bytes long; at most %d are allowed", #tpl, MAX_TEMPLATE)
+        return nil, errors.new("invalid_template", p, { problems = { p } })
+    end
     local pos = 1
     local len = #tpl
     while pos <= len do
@@ -89,7 +103,12 @@ local function parse(tpl)
             break
         end
         local inner = sub(tpl, s + 2, e - 1)
-        local name, segs = parse_name(inner)
+        local name, segs
+        if #inner > MAX_TAG then
+            segs = format("a tag of %d characters (at most %d)", #inner, MAX_TAG)
+        else
+            name, segs = parse_name(inner)
+        end
         if name then
             pieces[#pieces + 1] = { name = name, segs = segs }
         else

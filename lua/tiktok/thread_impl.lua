@@ -25,7 +25,7 @@ local function get_conn(cfg)
         opts.log = function(level, msg) if logs then logs[#logs + 1] = { level, msg } end end
     end
     local err
-    conn, err = connection._direct_new(opts)
+    conn, err = connection.new(opts)
     if not conn then return nil, err end
     conns[cfg.key] = conn
     return conn
@@ -48,10 +48,10 @@ function _M.call(cfg, kind, name, a, b)
     if not conn then return "ok", nil, plain_err(cerr), logs end
     local ok, r1, r2 = pcall(function()
         if kind == "conn" then
-            return connection._direct[name](conn, a, b)
+            return connection._io[name](conn, a, b)
         end
         a.connection = conn
-        return post._direct[name](a)
+        return post._io[name](a)
     end)
     local l = logs
     logs = nil

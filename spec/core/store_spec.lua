@@ -43,9 +43,10 @@ describe("tiktok.store.file", function()
         local path = dir .. "/notastore.json"
         local f = io.open(path, "wb"); f:write("hello"); f:close()
         local conn = tt.connect(sb, { store = tiktok.store.file({ path = path }) })
-        local url, state = conn:authorize_url()
+        local url, state, verifier = conn:authorize_url()
         local cb = assert(conn:sandbox_approve(url))
-        local acc, err = conn:exchange({ code = cb.code, state = cb.state, expected_state = state })
+        local acc, err = conn:exchange({ code = cb.code, state = cb.state, expected_state = state,
+                                         code_verifier = verifier })
         assert.is_nil(acc)
         assert.equal("store", err.code)
         assert.equal("hello", tiktok.core.read_file(path))

@@ -621,4 +621,66 @@ describe("tiktok.errors", function()
             end
         end)
     end)
+
+    describe("hostile upstream text", function()
+        it("keeps a bounded, redacted start of a 40,000-character message", function()
+            local secret = "act.SECRETTOKEN1234567890"
+            local text = secret .. " " .. ("a"):rep(40000) .. "://x?y " .. secret
+            local err = errors.from_api(400, { error = { code = "invalid_params", message = text } }, nil,
+                                        { secret })
+            assert.is_true(#err.detail <= 310)
+            assert.is_nil(err.detail:find("SECRETTOKEN", 1, true))
+            assert.truthy(err.detail:find("[redacted]", 1, true))
+        end)
+
+        it("a secret that straddles the kept part is still redacted", function()
+            local secret = ("S"):rep(200)
+            local text = ("b"):rep(250) .. secret .. ("c"):rep(50000)
+            local err = errors.from_transport("network", text, { secret })
+            assert.is_nil(err.detail:find("SSSS", 1, true))
+        end)
+
+        it("drops URL queries in linear time, however long the letters before them", function()
+            local err = errors.from_transport("network", ("x"):rep(100000) .. " https://h/p?token=abc", {})
+            assert.is_nil(err.detail:find("token=abc", 1, true))
+            err = errors.from_transport("network", "see https://h/p?token=abc#f and more", {})
+            assert.truthy(err.detail:find("https://h/p?[query removed] and more", 1, true), err.detail)
+        end)
+    end)
+
+    describe("classes", function()
+        it("every code has a class, and the class decides retryable", function()
+            for code, entry in pairs(errors.codes) do
+                local class = errors.CLASSES[entry.class]
+                assert.is_table(class, code)
+                assert.equal(class.retryable, entry.retryable, code)
+            end
+        end)
+
+        it("gives the exit status and HTTP status of an error", function()
+            assert.equal(2, errors.exit_code(errors.new("invalid_argument")))
+            assert.equal(3, errors.exit_code(errors.new("invalid_settings")))
+            assert.equal(4, errors.exit_code(errors.new("timeout")))
+            assert.equal(5, errors.exit_code(errors.new("file")))
+            assert.equal(422, errors.http_status(errors.new("invalid_settings")))
+            assert.equal(409, errors.http_status(errors.new("reauthorize")))
+            assert.equal(429, errors.http_status("rate_limit_exceeded"))
+            assert.equal(404, errors.http_status("not_found"))
+        end)
+
+        it("an unknown TikTok code is transient on 5xx and 429, refused otherwise", function()
+            local e = errors.from_api(503, { error = { code = "brand_new_code", message = "x" } })
+            assert.equal("transient", e.class)
+            assert.is_true(e.retryable)
+            e = errors.from_api(400, { error = { code = "brand_new_code", message = "x" } })
+            assert.equal("refused", e.class)
+            assert.is_false(e.retryable)
+        end)
+
+        it("concatenates like a string", function()
+            local e = errors.new("timeout")
+            assert.equal("failed: " .. tostring(e), "failed: " .. e)
+            assert.equal(tostring(e) .. "!", e .. "!")
+        end)
+    end)
 end)
