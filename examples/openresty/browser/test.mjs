@@ -63,6 +63,13 @@ try {
   await page.waitForURL(/\/v2\/auth\/authorize\//);
   check(page.url().includes('redirect_uri=' + encodeURIComponent(APP_URL + '/tiktok/callback')),
     'the authorize URL carries the app\'s own callback');
+  const authorize = new URL(page.url());
+  check(/^[0-9a-f]{64}$/.test(authorize.searchParams.get('code_challenge') || '')
+    && authorize.searchParams.get('code_challenge_method') === 'S256',
+    'the authorize URL carries a PKCE challenge (hex SHA-256, S256)');
+  const oauthCookie = (await context.cookies(APP_URL + '/tiktok/callback')).find((c) => c.name === 'tiktok_oauth');
+  check(oauthCookie && oauthCookie.httpOnly && oauthCookie.value === authorize.searchParams.get('state'),
+    'the browser keeps only the state, in an HttpOnly cookie (the PKCE verifier stays on the server)');
   await page.getByRole('button', { name: 'Authorize' }).click();
   await page.waitForURL(APP_URL + '/tiktok/');
   const flash = page.locator('#flash');
