@@ -21,6 +21,7 @@ store safe for several processes. Works in Lua 5.1-5.4, LuaJIT and OpenResty.
 dependencies = {
    "lua >= 5.1, < 5.5",
    "lua-cjson",
+   "argparse >= 0.7",   -- bin/tiktok's options (tiktok.cli.args)
 }
 -- libcurl is looked up by its library, not by curl/curl.h: LuaRocks searches
 -- <prefix>/lib, <prefix>/lib/$(gcc -print-multiarch) and <prefix>/lib64 for
@@ -47,6 +48,9 @@ build = {
    },
    install = { bin = { tiktok = "bin/tiktok" } },
 }
+-- `luarocks test`: the unit specs (no sandbox, nginx or browser) against the
+-- installed tiktok.core; `make test` runs everything.
 test = {
    type = "busted",
+   flags = { "spec/unit" },
 }

@@ -30,6 +30,22 @@ end
 
 local B54, B51 = ROOT .. "/build/5.4", ROOT .. "/build/5.1"
 
+local function exists(f)
+    local h = io.open(f, "rb")
+    if h then h:close() end
+    return h ~= nil
+end
+
+-- `luarocks test` (plain busted on spec/unit, the core from the LuaRocks
+-- tree) has no `make` builds to mix up; spec/run always has them.
+if not os.getenv("TIKTOK_ROOT")
+   and not (exists(B54 .. "/tiktok/core.so") and exists(B51 .. "/tiktok/core.so")) then
+    describe("require 'tiktok' with a build for another Lua", function()
+        pending("needs make's build/5.4 and build/5.1: run it with spec/run")
+    end)
+    return
+end
+
 describe("require 'tiktok' with a build for another Lua", function()
     setup(function()
         for _, f in ipairs({ B54 .. "/tiktok/core.so", B51 .. "/tiktok/core.so" }) do
