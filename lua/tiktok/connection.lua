@@ -260,9 +260,17 @@ end)
 
 -- ---------------------------------------------------------- access control
 
+-- An account stored with an owner is visible to that owner ("only_me") or
+-- to its workspace ("workspace"). One stored without an owner (connected by
+-- a single-user script) is visible only to callers that act as nobody: a
+-- web app acting `as` a user never sees it.
+local function acting(as)
+    return as ~= nil and (as.user ~= nil or as.workspace ~= nil)
+end
+
 function _M:_visible(rec, as)
-    if rec.owner == nil and rec.workspace == nil then return true end
-    if not as then return false end
+    if rec.owner == nil and rec.workspace == nil then return not acting(as) end
+    if not acting(as) then return false end
     if rec.access == "workspace" then
         return as.workspace ~= nil and as.workspace == rec.workspace
     end
@@ -278,6 +286,10 @@ function _M:_record(open_id, as)
     if err then return nil, err end
     if not rec then
         return nil, errors.new("not_found", "no connected TikTok account has this open_id; connect it first")
+    end
+    if rec.client_key ~= nil and rec.client_key ~= self.opts.client_key then
+        return nil, errors.new("forbidden", "this TikTok account was connected through another TikTok app "
+                               .. "(client key); use a connection made with that app")
     end
     if not self:_visible(rec, as) then
         return nil, errors.new("forbidden", "this TikTok account is not shared with you; ask its owner "
