@@ -10,6 +10,9 @@
 -- and, to journal uploads in flight (tiktok.post{detach}, tiktok.resume):
 --   store:get_upload(publish_id) / store:put_upload(job) / store:delete_upload(publish_id)
 --   store:list_uploads() -> array of jobs (uploads to resume after a restart)
+-- and, to refuse a replayed webhook delivery (tiktok.webhook.verify{store}):
+--   store:claim_once(key, expires_at) -> true the first time key is claimed
+--                              before expires_at (epoch seconds), false after
 -- Records hold the tokens; they never leave the library (accounts handed to
 -- callers are copies without tokens).
 local core = require "tiktok.core"
@@ -89,6 +92,27 @@ function memory:list_uploads()
     return sorted_jobs(self._uploads)
 end
 
+-- Claims in a map { key = expires_at }: drops the expired ones, then
+-- records key unless a live claim holds it. Returns true when recorded.
+local MAX_CLAIMS = 100000
+local function claim(map, key, expires_at, now)
+    local n = 0
+    for k, exp in pairs(map) do
+        if exp <= now then map[k] = nil else n = n + 1 end
+    end
+    if map[key] then return false end
+    if n >= MAX_CLAIMS then return nil end
+    map[key] = expires_at
+    return true
+end
+
+function memory:claim_once(key, expires_at)
+    self._claims = self._claims or {}
+    local ok = claim(self._claims, key, expires_at, util.now())
+    if ok == nil then return nil, errors.new("store", "too many webhook deliveries remembered at once") end
+    return ok
+end
+
 -- -------------------------------------------------------------- file store
 
 local file = {}
@@ -111,16 +135,27 @@ function _M.file(opts)
                           lock_timeout_ms = opts.lock_timeout_ms or 15000 }, file)
 end
 
-local function mkdir_p(dir)
-    -- Only for the default path; os.execute keeps this free of C.
-    local st = core.stat(dir)
-    if st then return true end
-    local ok = os.execute("mkdir -p -m 0700 '" .. dir:gsub("'", "'\\''") .. "'")
-    return ok == true or ok == 0
+-- The store's folder must be private: this user's, and writable by no one
+-- else (who could plant or swap the store file). Checked before every read,
+-- write and lock; `create` makes a missing folder (mode 0700) first. A
+-- missing folder is fine for a read: there is no store yet.
+local function private_dir(path, create)
+    local dir = path:match("^(.*)/[^/]*$") or "."
+    if dir == "" then dir = "/" end
+    local ok, kind, msg = core.check_private_dir(dir)
+    if not ok and kind == "ENOENT" then
+        if not create then return true end
+        ok, kind, msg = core.mkdir_p(dir, 448)   -- 0700
+        if ok then ok, kind, msg = core.check_private_dir(dir) end
+    end
+    if not ok then return nil, errors.from_core("account store", kind, msg, nil, nil, "store") end
+    return true
 end
 
 -- Returns the whole document { version, accounts = {}, uploads = {} }.
 function file:_doc()
+    local safe, err = private_dir(self.path, false)
+    if not safe then return nil, err end
     local text, kind, msg = core.read_file(self.path)
     if not text then
         if kind == "ENOENT" then return { version = 1, accounts = {}, uploads = {} } end
@@ -143,8 +178,8 @@ function file:_read()
 end
 
 function file:_write(doc)
-    local dir = self.path:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" then mkdir_p(dir) end
+    local safe, err = private_dir(self.path, true)
+    if not safe then return nil, err end
     local ok, kind, msg = core.write_file_atomic(self.path, util.json_encode(doc))
     if not ok then
         return nil, errors.from_core("cannot write the account store " .. self.path, kind, msg, nil, nil, "store")
@@ -202,10 +237,21 @@ function file:list_uploads()
     return sorted_jobs(doc.uploads)
 end
 
+function file:claim_once(key, expires_at)
+    local result
+    local ok, err = self:_update(function(doc)
+        if type(doc.claims) ~= "table" then doc.claims = {} end
+        result = claim(doc.claims, key, expires_at, util.now())
+    end)
+    if not ok then return nil, err end
+    if result == nil then return nil, errors.new("store", "too many webhook deliveries remembered at once") end
+    return result
+end
+
 function file:locked(fn)
     if self._held then return fn() end       -- re-entrant within one call chain
-    local dir = self.path:match("^(.*)/[^/]*$")
-    if dir and dir ~= "" then mkdir_p(dir) end
+    local safe, err = private_dir(self.path, true)
+    if not safe then return nil, err end
     local lock, kind, msg = core.lock(self.lock_path, self.lock_timeout_ms)
     if not lock then
         return nil, errors.from_core("cannot lock the account store " .. self.path, kind, msg, nil, nil, "store")

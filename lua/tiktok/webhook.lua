@@ -8,11 +8,20 @@ local type, tonumber, error = type, tonumber, error
 
 local _M = {}
 
-local VERIFY_OPTS = { client_secret = "string", tolerance_s = "integer", now = "number" }
+local VERIFY_OPTS = { client_secret = "string", tolerance_s = "integer", now = "number", store = "table",
+                      future_skew_s = "integer" }
+-- A real TikTok-Signature is "t=<10 digits>,s=<64 hex>": anything much longer
+-- is refused before it is parsed.
+local MAX_SIGNATURE = 256
 
--- tiktok.webhook.verify(signature_header, raw_body, { client_secret, tolerance_s = 300, now })
+-- tiktok.webhook.verify(signature_header, raw_body, { client_secret, tolerance_s = 300,
+--                       future_skew_s = 30, store = nil, now })
 -- -> event | nil, err. `event` is the decoded body with `content` decoded
 -- too (it arrives as a JSON string); ids inside stay exact strings.
+-- Refused: a bad or oversized header, a signature that does not match, a
+-- timestamp older than tolerance_s or more than future_skew_s ahead, and,
+-- with `store` (any store with claim_once, e.g. conn.store), a delivery
+-- seen before inside the window (a replay of the same signed request).
 function _M.verify(signature, body, opts)
     if type(body) ~= "string" then error("tiktok.webhook.verify: body must be the raw request body", 2) end
     util.check_opts("tiktok.webhook.verify", opts, VERIFY_OPTS)
@@ -21,6 +30,10 @@ function _M.verify(signature, body, opts)
     end
     if type(signature) ~= "string" or signature == "" then
         return nil, errors.new("invalid_argument", "the request has no TikTok-Signature header")
+    end
+    if #signature > MAX_SIGNATURE then
+        return nil, errors.new("invalid_argument", "the TikTok-Signature header is " .. #signature
+                               .. " bytes long; a real one is under " .. MAX_SIGNATURE)
     end
     local t, s
     for part in signature:gmatch("[^,]+") do
@@ -37,9 +50,26 @@ function _M.verify(signature, body, opts)
     end
     local now = opts.now or util.now()
     local tolerance = opts.tolerance_s or 300
-    if math.abs(now - tonumber(t)) > tolerance then
-        return nil, errors.new("forbidden", "the webhook is " .. math.floor(math.abs(now - tonumber(t)))
+    local skew = opts.future_skew_s or 30
+    local at = tonumber(t)
+    if at > now + skew then
+        return nil, errors.new("forbidden", "the webhook's timestamp is " .. math.floor(at - now)
+                               .. " s in the future (more than " .. skew .. " s): check this machine's clock")
+    end
+    if now - at > tolerance then
+        return nil, errors.new("forbidden", "the webhook is " .. math.floor(now - at)
                                .. " s old, outside the " .. tolerance .. " s window (a replay?)")
+    end
+    if opts.store then
+        if type(opts.store.claim_once) ~= "function" then
+            error("tiktok.webhook.verify: store has no claim_once method", 2)
+        end
+        local first, serr = opts.store:claim_once("webhook:" .. s:lower(), at + tolerance + skew)
+        if first == nil then return nil, serr end
+        if not first then
+            return nil, errors.new("forbidden", "this webhook delivery was already received (the same "
+                                   .. "signed request again: a replay); it is refused")
+        end
     end
     local event = util.json_decode(body)
     if not event or type(event.event) ~= "string" then

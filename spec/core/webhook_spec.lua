@@ -52,6 +52,23 @@ describe("tiktok.webhook.verify", function()
         assert.is_nil(ev); assert.equal("invalid_argument", err.code)
         ev, err = tiktok.webhook.verify(nil, d.body, { client_secret = sb.env.TIKTOK_CLIENT_SECRET })
         assert.is_nil(ev); assert.matches("no TikTok%-Signature", err.message)
+        ev, err = tiktok.webhook.verify(d.signature .. (" "):rep(300), d.body,
+                                        { client_secret = sb.env.TIKTOK_CLIENT_SECRET })
+        assert.is_nil(ev); assert.matches("bytes long", err.message)
+        local t = tonumber(d.signature:match("t=(%d+)"))
+        ev, err = tiktok.webhook.verify(d.signature, d.body, { client_secret = sb.env.TIKTOK_CLIENT_SECRET,
+                                                               now = t - 120 })
+        assert.is_nil(ev); assert.matches("in the future", err.message)
+        assert(tiktok.webhook.verify(d.signature, d.body, { client_secret = sb.env.TIKTOK_CLIENT_SECRET,
+                                                            now = t - 10 }))
+        -- with a store, the same signed delivery is accepted once
+        for _, store in ipairs({ tiktok.store.memory(), tiktok.store.file({ path = dir .. "/claims.json" }) }) do
+            local o = { client_secret = sb.env.TIKTOK_CLIENT_SECRET, store = store }
+            assert(tiktok.webhook.verify(d.signature, d.body, o))
+            ev, err = tiktok.webhook.verify(d.signature, d.body, o)
+            assert.is_nil(ev); assert.matches("already received", err.message)
+            assert(tiktok.webhook.verify(got[2].signature, got[2].body, o))
+        end
         assert.has_error(function() tiktok.webhook.verify(d.signature, nil, { client_secret = "x" }) end)
         assert.has_error(function() tiktok.webhook.verify(d.signature, d.body, { secret = "x" }) end)
     end)
