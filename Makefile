@@ -77,6 +77,13 @@ install: all
 bench: deps all
 	@bench/run
 
+# Item 7 of make bench alone (pure Lua, no sandbox, about a minute): hostile
+# templates and upstream error texts of 1 KB to 1 MB under lua5.4 and luajit;
+# BENCHMARKS.md is written again with the other items' saved figures.
+.PHONY: bench-hostile
+bench-hostile:
+	@python3 bench/bench.py --hostile
+
 # The README's main job: the whole journey through bin/tiktok against the
 # sandbox. Only the demo's packages and the Lua 5.4 build.
 demo: deps-demo build/5.4/tiktok/core.so

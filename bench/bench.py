@@ -2,13 +2,21 @@
 """The driver of `make bench` (bench/run calls it): starts the sandbox, runs
 every measurement side by side in one run, prints the report and writes
 BENCHMARKS.md. Python standard library only; everything talks to 127.0.0.1.
+The report is bench/report.py; the raw figures (bench/results.py) go at the
+end of BENCHMARKS.md and to build/bench/results.jsonl.
 
     bench.py WORKDIR        (bench/run makes WORKDIR and removes it afterwards)
+    bench.py --hostile      item 7 alone (make bench-hostile): hostile templates
+                            and error texts, pure Lua, no sandbox; BENCHMARKS.md
+                            is written again with the other items' saved figures
+    bench.py --report [F]   prints the report made again from the saved figures
+                            of F (a BENCHMARKS.md or results.jsonl; default
+                            BENCHMARKS.md), measuring nothing
 
 Environment knobs (for development; `make bench` uses the defaults):
     BENCH_RUNS=3            runs per upload figure (the median is shown)
     BENCH_RUNS_MAIN=7       runs of the 1 GiB uploads and of the status fetches
-    BENCH_ONLY=1,2,...      run only these items (BENCHMARKS.md is then not written)
+    BENCH_ONLY=1,2,...      run only these items (1-7; BENCHMARKS.md is then not written)
     BENCH_OUT=path          where to write the report (default: BENCHMARKS.md)
     BENCH_SIZES=1 GiB,...   upload sizes to run (default: 100 MB,1 GiB,4 GiB)
 """
@@ -27,13 +35,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import report
+import results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORK = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
+WORK = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else None
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 # the headline figures (1 GiB uploads, status fetches) get more runs: the VM may be shared
 RUNS_MAIN = int(os.environ.get("BENCH_RUNS_MAIN", str(max(RUNS, 7))))
 ONLY = set(x for x in os.environ.get("BENCH_ONLY", "").split(",") if x)
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "BENCHMARKS.md"))
+SAVED = os.path.join(ROOT, "build", "bench", "results.jsonl")
 
 MIB = 1024 * 1024
 SIZES = [("100 MB", 100_000_000), ("1 GiB", 1 << 30), ("4 GiB", 4 << 30)]
@@ -45,6 +57,12 @@ PROBE_MS = 10            # open-loop prober interval (item 4)
 OR_UPLOADS = 4           # concurrent uploads through nginx (item 4)
 OR_SIZE = 300_000_000
 WARM_WAVES = 3           # runs of the 4 uploads pooled for the "next uploads" rows
+HOSTILE_BYTES = (1_000, 10_000, 100_000, 1_000_000)   # item 7's input sizes
+HOSTILE_TIMEOUT_S = 5    # an item 7 case still running then is stopped
+# what the report quotes (saved with the figures, see bench/report.py)
+SETTINGS = {"runs": RUNS, "runs_main": RUNS_MAIN, "sizes": [list(s) for s in SIZES], "status_n": STATUS_N,
+            "callgrind_n": CALLGRIND_N, "probe_ms": PROBE_MS, "or_uploads": OR_UPLOADS, "or_size": OR_SIZE,
+            "warm_waves": WARM_WAVES, "hostile_timeout_s": HOSTILE_TIMEOUT_S}
 
 SB = os.path.join(WORK, "sb") if WORK else None
 PERF = False             # perf sched usable (set in main)
@@ -63,8 +81,9 @@ def lua_env(extra=None):
     e["LUA_PATH"] = f"{ROOT}/?.lua;{ROOT}/lua/?.lua;{ROOT}/lua/?/init.lua;{ROOT}/spec/?.lua;;"
     e["LUA_CPATH_5_4"] = f"{ROOT}/build/5.4/?.so;;"
     e["LUA_CPATH"] = f"{ROOT}/build/5.1/?.so;;"
-    e["BENCH_ENV"] = os.path.join(SB, "env")
-    e["BENCH_STORE"] = os.path.join(WORK, "store.json")
+    if WORK:
+        e["BENCH_ENV"] = os.path.join(SB, "env")
+        e["BENCH_STORE"] = os.path.join(WORK, "store.json")
     e.update(extra or {})
     return e
 
@@ -164,12 +183,16 @@ def machine():
                  + sh_out("dpkg-query -W -f='${Version}' libnginx-mod-http-lua"),
         "valgrind": sh_out("valgrind --version"),
         "python": platform.python_version(),
-        "commit": sh_out(f"git -C {ROOT} rev-parse --short HEAD") + (
-            " (with uncommitted changes)" if sh_out(f"git -C {ROOT} status --porcelain -- lua src") else ""),
+        "commit": commit_name(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg": open("/proc/loadavg").read().split()[0],
         "busy": busy_processes(),
     }
+
+
+def commit_name():
+    return sh_out(f"git -C {ROOT} rev-parse --short HEAD") + (
+        " (with uncommitted changes)" if sh_out(f"git -C {ROOT} status --porcelain -- lua src") else "")
 
 
 def cpu_ticks():
@@ -204,7 +227,7 @@ class Interference:
 
     def _ours(self, stats):
         roots = {os.getpid()}
-        for pf in ("sb/nginx/logs/nginx.pid", "sb/app/logs/nginx.pid", "nginx/nginx.pid"):
+        for pf in ("sb/nginx/logs/nginx.pid", "sb/app/logs/nginx.pid", "nginx/nginx.pid") if WORK else ():
             try:
                 roots.add(int(open(os.path.join(WORK, pf)).read().strip()))
             except (OSError, ValueError):
@@ -857,403 +880,39 @@ def item_purelua(R):
     R["purelua"] = rows
 
 
-# ------------------------------------------------------------------ report
+# ------------------------------------------------------------------ item 7: hostile input
 
-def med(rows, key):
-    return statistics.median(r[key] for r in rows)
-
-
-def rng(rows, key, fmt="{:.0f}"):
-    xs = [r[key] for r in rows]
-    if len(xs) < 2:
-        return ""
-    return " (" + fmt.format(min(xs)) + "–" + fmt.format(max(xs)) + ")"
+def interpreter_name(interp):
+    return run([interp, "-e", "print(jit and jit.version or _VERSION)"]).stdout.strip()
 
 
-def mib(kib):
-    return f"{kib / 1024:.1f} MiB"
+def hostile_case(interp, case, n):
+    """One case in its own process, stopped after HOSTILE_TIMEOUT_S."""
+    try:
+        r = lua_json(run([interp, f"{ROOT}/bench/hostile.lua", case, str(n)], env=lua_env(),
+                         timeout=HOSTILE_TIMEOUT_S).stdout)[-1]
+    except subprocess.TimeoutExpired:
+        r = {"case": case, "bytes": n, "timeout": True}
+    r["interp"] = interp
+    return r
 
 
-def rng_mib(rows):
-    xs = [r["rss_kib"] / 1024 for r in rows]
-    return f" ({min(xs):.1f}–{max(xs):.1f})" if len(xs) > 1 else ""
-
-
-def verdict(ok):
-    return "met" if ok else "**missed**"
-
-
-def interference(w, R, key):
-    line = (R.get("interference") or {}).get(key)
-    if line:
-        w(f"_While this ran, {line}._")
-        w("")
-
-
-def report(R, M):
-    L = []
-    w = L.append
-    w("# Benchmarks")
-    w("")
-    w(f"Generated by `make bench` (`bench/run`) on {M['date']} at commit `{M['commit']}`. Every figure "
-      "below was measured in that one run, side by side; upload and request rates are medians of "
-      f"{RUNS_MAIN} runs for 1 GiB and the status fetches, {RUNS} runs for 100 MB and 4 GiB (min–max in brackets). MB/s = 10^6 bytes/s. All traffic went to 127.0.0.1: the "
-      "local TikTok sandbox (`sandbox/`, one nginx worker, upload hashing off) stands in for TikTok.")
-    w("")
-    w("| machine | |")
-    w("|---|---|")
-    w(f"| CPU | {M['cpu']} |")
-    w(f"| memory | {M['memory']} |")
-    w(f"| OS | {M['os']}; files on {M['disk']} |")
-    w(f"| Lua | {M['lua']}; {M['luajit']} |")
-    w(f"| libcurl | {M['libcurl']}; {M['openssl']} |")
-    w(f"| nginx | {M['nginx']} |")
-    w(f"| tools | {M['valgrind']}, Python {M['python']}, GNU time |")
-    w(f"| load at start | 1-min load average {M['loadavg']}; other processes using CPU: {M['busy'] or 'none'} |")
-    if "steal_s" in M:
-        w(f"| vCPU steal | {M['steal_s']:.1f} s summed over the vCPUs during the {M['run_s']:.0f} s run "
-          "(time the hypervisor gave this VM's vCPUs to others) |")
-    if "loadavg_end" in M:
-        w(f"| load at end | 1-min load average {M['loadavg_end']}; other processes using CPU: "
-          f"{M['busy_end'] or 'none'} |")
-    w("")
-
-    summary = []
-    up = R.get("uploads", [])
-
-    def sel(label, scheme, client):
-        return [r for r in up if r["label"] == label and r["scheme"] == scheme and r["client"] == client]
-
-    if up:
-        w("## 1. Upload 1 GiB: the library vs curl")
-        w("")
-        interference(w, R, "1")
-        w("The library: a real `tiktok.post` (creator_info, validation, the planner's chunks, init) with "
-          "an `on_progress` callback and the default file store (it journals each chunk), `wait = false`; "
-          "timed from `on_publish` (init answered) to the last chunk's 201, which covers the "
-          "connection to the upload host, every chunk PUT and the library's work between chunks. "
-          "curl: one `curl` process, the same PUTs (same URL from a real init, same Content-Range "
-          "and Content-Type) on one connection with `--next`, each chunk from a file cut out "
-          "beforehand; timed as the sum of its transfers' `time_total`. Peak RSS is that of the "
-          "whole client process (`/usr/bin/time`).")
-        w("")
-        f1 = [r for r in up if r["label"] == "1 GiB"]
-        if f1:
-            n = f1[0]["chunks"]
-            w(f"Plan for 1 GiB ({f1[0]['size']:,} bytes): {n} chunks, "
-              f"{n - 1} × 64,000,000 and a last one of {f1[0]['size'] - (n - 1) * 64_000_000:,} bytes.")
-            w("")
-        w("| transport | client | MB/s | seconds | of which journal writes | client CPU s | connections | requests | peak RSS |")
-        w("|---|---|---|---|---|---|---|---|---|")
-        for scheme in ("http", "https"):
-            for client in ("library", "library (memory store)", "curl"):
-                rows = sel("1 GiB", scheme, client)
-                if not rows:
-                    continue
-                jr = (f"{med(rows, 'journal_seconds') * 1000:.1f} ms ({rows[0]['journal_writes']} writes)"
-                      if "journal_seconds" in rows[0] else "–")
-                w(f"| {scheme.upper()} | {client} | {med(rows, 'mbps'):.0f}{rng(rows, 'mbps')} | "
-                  f"{med(rows, 'seconds'):.3f} | {jr} | {med(rows, 'cpu'):.2f} | {med(rows, 'connects'):.0f} | "
-                  f"{med(rows, 'requests'):.0f} | {mib(med(rows, 'rss_kib'))}{rng_mib(rows)} |")
-        w("")
-        w("Library / curl throughput, three ways: the ratio of the medians above; the median of the "
-          f"{RUNS_MAIN} back-to-back pairs (each run times the library and curl one right after the other, "
-          "so a slow spell of this shared VM hits both sides of a pair; this one decides the target); the "
-          "ratio of the best runs.")
-        w("")
-        w("| transport | client | ratio of medians | median of pairs | best / best | target | | peak RSS | target | |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
-        for scheme in ("http", "https"):
-            cu = sel("1 GiB", scheme, "curl")
-            for client in ("library", "library (memory store)"):
-                lib = sel("1 GiB", scheme, client)
-                if not (lib and cu):
-                    continue
-                ratio = med(lib, "mbps") / med(cu, "mbps")
-                by_run = {r["run"]: r["mbps"] for r in cu}
-                paired = statistics.median(r["mbps"] / by_run[r["run"]] for r in lib if r["run"] in by_run)
-                best = max(r["mbps"] for r in lib) / max(r["mbps"] for r in cu)
-                rss = med(lib, "rss_kib") / 1024
-                w(f"| {scheme.upper()} | {client} | {ratio:.3f} | **{paired:.3f}** | {best:.3f} | ≥ 0.95 | "
-                  f"{verdict(paired >= 0.95)} | {rss:.1f} MiB | ≤ 16 MiB | {verdict(rss <= 16)} |")
-                if client == "library":
-                    summary.append((f"1. upload 1 GiB {scheme.upper()}: library / curl (median of pairs; ratio of medians)",
-                                    f"{paired:.3f}; {ratio:.3f}", "≥ 0.95", paired >= 0.95))
-                    summary.append((f"1. upload 1 GiB {scheme.upper()}: library peak RSS", f"{rss:.1f} MiB",
-                                    "≤ 16 MiB", rss <= 16))
-        w("")
-        w("The library's connections and requests include the API host (creator_info and init) besides "
-          "the chunk PUTs. \"client CPU s\" is user + system time of the whole client process. "
-          "\"memory store\": the same `tiktok.post` with `tiktok.store.memory()`, which keeps the upload "
-          "journal in memory instead of writing and fsyncing the store file after every chunk.")
-        w("")
-
-    fl = R.get("flow")
-    if fl:
-        w("## 2. One whole post: connections and requests")
-        w("")
-        interference(w, R, "2")
-        w("`tiktok.post` of the 1 GiB file over HTTPS on a fresh connection, `wait = true` (default "
-          "polling), after the sandbox expired the account's access token, so the flow starts with a "
-          f"refresh. Took {fl['seconds']:.2f} s, peak RSS {fl['rss_kib'] / 1024:.1f} MiB, final status "
-          f"`{fl['status']}`. Counted by the library (`conn:stats()`) and by the sandbox's request log "
-          "(distinct nginx connection serials per host).")
-        w("")
-        ep = fl["by_endpoint"]
-        chunks = fl["chunks"]
-        rows = [("token refresh", "oauth.token", 1), ("creator_info", "creator_info", 1),
-                ("init", "video.init", 1), ("chunk PUTs", "upload.put", chunks), ("status polls", "status.fetch", 1)]
-        w("| request | made | minimum the API needs |")
-        w("|---|---|---|")
-        for name, key, mn in rows:
-            w(f"| {name} | {ep.get(key, 0)} | {mn} |")
-        others = {k: v for k, v in ep.items() if k not in {r[1] for r in rows}}
-        for k, v in sorted(others.items(), key=lambda kv: str(kv[0])):
-            w(f"| {k} | {v} | 0 |")
-        minimum = sum(r[2] for r in rows)
-        w(f"| **total** | **{fl['log_requests']}** (library: {fl['requests']}) | **{minimum}** |")
-        w("")
-        lc = fl["log_connections"]
-        w("| TCP connections | opened | target |")
-        w("|---|---|---|")
-        w(f"| API host (sandbox log) | {lc['api']} | 1 |")
-        w(f"| upload host (sandbox log) | {lc['upload']} | 1 |")
-        if lc.get("other"):
-            w(f"| other ports (sandbox log) | {lc['other']} | 0 |")
-        w(f"| total (library, `conn:stats().connects`) | {fl['connects']} | 2 |")
-        w("")
-        extra_polls = ep.get("status.fetch", 0) - 1
-        if extra_polls > 0:
-            w(f"Status answers, in order: {'; '.join(fl.get('statuses', []))} (from the start of the post). "
-              f"The {extra_polls} poll(s) beyond the minimum waited for the sandbox's processing (it keeps a "
-              f"finished upload in `PROCESSING_UPLOAD` for `delays.processing_ms`, {fl['processing_ms']} ms); "
-              f"the library polls right after the last chunk, then with back-off from `poll_ms` ({fl['poll_ms']} ms).")
-            w("")
-        conn_ok = lc["api"] == 1 and lc["upload"] == 1 and fl["connects"] == 2 and not lc.get("other")
-        summary.append(("2. connections for one post (API + upload)", f"{lc['api']} + {lc['upload']}", "1 + 1",
-                        conn_ok))
-        req_ok = fl["log_requests"] - max(0, extra_polls) == minimum and fl["requests"] == fl["log_requests"]
-        summary.append(("2. requests for one post", f"{fl['log_requests']} ({extra_polls} extra status polls)",
-                        f"{minimum} + polls while processing", req_ok))
-
-    st = R.get("status")
-    if st:
-        w(f"## 3. Per-request cost: {STATUS_N:,} status fetches on one connection")
-        w("")
-        interference(w, R, "3")
-        w(f"The library: `tiktok.status{{}}` for one publish_id, {STATUS_N:,} times after one warm-up fetch, "
-          "timed in the process (with the default file store, read on every call as processes sharing it "
-          "must, and with the account in `tiktok.store.memory()`). curl: one `curl -K` process with the same "
-          f"POST (same headers and body) {STATUS_N + 1:,} times (`next` between them) minus one with 1, so "
-          "both figures are for warm keep-alive connections. Every run made exactly one connection.")
-        w("")
-        w("| transport | client | requests/s | ms/request | client CPU µs/request |")
-        w("|---|---|---|---|---|")
-        rows = st["rows"]
-        for scheme in ("http", "https"):
-            for client in ("library (file store)", "library (memory store)", "curl"):
-                rs = [r for r in rows if r["scheme"] == scheme and r["client"] == client]
-                if rs:
-                    w(f"| {scheme.upper()} | {client} | {med(rs, 'rps'):.0f}{rng(rs, 'rps')} | "
-                      f"{1000 / med(rs, 'rps'):.3f} | {med(rs, 'cpu') / STATUS_N * 1e6:.0f} |")
-        w("")
-        for scheme in ("http", "https"):
-            lib = [r for r in rows if r["scheme"] == scheme and r["client"] == "library (file store)"]
-            cu = [r for r in rows if r["scheme"] == scheme and r["client"] == "curl"]
-            if lib and cu:
-                summary.append((f"3. status fetches {scheme.upper()}: library / curl requests/s; CPU per request",
-                                f"{med(lib, 'rps') / med(cu, 'rps'):.2f}; {med(lib, 'cpu') / med(cu, 'cpu'):.2f}",
-                                "(no target)", None))
-        cg = st.get("callgrind") or {}
-        if cg:
-            w(f"Instructions per request (`valgrind --tool=callgrind`, whole client process, plain HTTP): "
-              f"(run with 1 + {CALLGRIND_N} fetches − run with 1) / {CALLGRIND_N}, two runs each:")
-            w("")
-            w("| client | run 1 | run 2 | difference |")
-            w("|---|---|---|---|")
-            for k, label in (("library", "library (`tiktok.status`, file store)"), ("curl", "curl CLI")):
-                a, b = cg[k]
-                w(f"| {label} | {a:,.0f} | {b:,.0f} | {abs(a - b) / max(a, b) * 100:.3f} % |")
-            w("")
-            a, b = cg["library"]
-            summary.append(("3. instructions per status fetch (library; curl CLI)",
-                            f"{statistics.mean(cg['library']):,.0f}; {statistics.mean(cg['curl']):,.0f}",
-                            "stable between runs", abs(a - b) / max(a, b) < 0.01))
-        else:
-            w("valgrind is not installed: no instruction counts (apt-get install valgrind).")
-            w("")
-
-    orr = R.get("openresty")
-    if orr:
-        w(f"## 4. OpenResty: /ping on one nginx worker during {OR_UPLOADS} uploads of {OR_SIZE // 1_000_000} MB")
-        w("")
-        interference(w, R, "4")
-        w(f"Open-loop prober (`bench/prober.py`): a new connection to `/ping` every {PROBE_MS} ms whether "
-          "or not the earlier probes were answered, from the start of the uploads until all of them were "
-          f"complete at the sandbox. {OR_UPLOADS} uploads at once, HTTPS to the sandbox, one nginx worker "
-          "(`worker_processes 1`), thread pool of 4.")
-        w("")
-        cols = [("idle", "no uploads (reference)"),
-                ("example_cold", "example app (`examples/openresty`"
-                 + (", which calls `tiktok.warm_threads` at start" if orr.get("example_warms") else "")
-                 + "), first uploads after start"),
-                ("example_warm", "example app, next uploads"),
-                ("handler_cold", "`tiktok.post` in a content handler (no `tiktok.warm_threads`), first uploads "
-                 "after start"),
-                ("handler_warm", "`tiktok.post` in a content handler, next uploads"),
-                ("handler_nice", "the same, thread-pool threads at nice 10"),
-                ("direct", "C core called directly in the handler (blocking baseline)")]
-        w("| /ping while | probes | p50 ms | p99 ms | max ms | > 100 ms | slowest probes (ms @ start) | uploads took | aggregate MB/s |")
-        w("|---|---|---|---|---|---|---|---|---|")
-        for key, label in cols:
-            r = orr.get(key)
-            if not r:
-                continue
-            if "skipped" in r:
-                w(f"| {label} | not measured: {r['skipped']} | | | | | | | |")
-                continue
-            up_s = f"{r['upload_seconds']:.2f} s" if "upload_seconds" in r else "–"
-            up_m = f"{r['upload_mbps']:.0f}" if "upload_mbps" in r else "–"
-            fails = f" ({r['failures']} failed)" if r["failures"] else ""
-            slow = ", ".join(f"{a:.0f} @ {b}" for a, b in r.get("slowest", [])[:3])
-            w(f"| {label} | {r['probes']}{fails} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | {r['over100']} | "
-              f"{slow} | {up_s} | {up_m} |")
-        w("")
-        w("\"slowest probes\": the three longest /ping answers and when they started (ms after the "
-          f"uploads were started; \"next uploads\" rows pool {WARM_WAVES} runs of the {OR_UPLOADS} uploads). \"first uploads after start\": nginx makes a Lua VM for each worker thread "
-          "that gets a task, on the event loop, and `require`s the module the task names in it there "
-          "(lua-nginx-module 0.10.23 `ngx_http_lua_run_worker_thread`); later tasks reuse the VMs, and "
-          "`tiktok.warm_threads` in `init_worker_by_lua*` makes them at start-up instead.")
-        w("")
-        fc = R.get("first_calls")
-        if fc:
-            t, e = fc["tiktok"], fc["empty"]
-            w(f"The first {OR_UPLOADS} uploads after a start pay for {OR_UPLOADS} new thread VMs on the event loop. "
-              f"Measured alone (`/firstcalls` in `bench/ngx_bench.lua`: {OR_UPLOADS} calls posted at once in a "
-              "freshly started nginx, timed until the loop runs a timer again; medians of 3 starts):")
-            w("")
-            w(f"| module the task names | event loop held for {OR_UPLOADS} new VMs | per VM | runs |")
-            w("|---|---|---|---|")
-            for x in (t, e):
-                w(f"| `{x['module']}` | {x['median_ms']:.2f} ms | {x['median_ms'] / OR_UPLOADS:.2f} ms | "
-                  + ", ".join(f"{v:.2f}" for v in x["runs_ms"]) + " |")
-            w("")
-            w(f"The difference, {(t['median_ms'] - e['median_ms']) / OR_UPLOADS:.2f} ms per VM, is nginx "
-              "compiling lua-tiktok (`tiktok.thread` requires the whole library) on the event loop.")
-            w("")
-        traced = [(k, lbl) for k, lbl in cols if orr.get(k) and "loop_delay_p99" in orr[k]]
-        if traced:
-            w("Where the time went, from `perf sched record` during those runs: the nginx worker's event-loop "
-              "thread (the one that answers /ping)")
-            w("")
-            w("| run | event loop woken but waiting for a CPU: p99 | max | context switches | vCPU steal meanwhile |")
-            w("|---|---|---|---|---|")
-            for k, lbl in traced:
-                r = orr[k]
-                w(f"| {lbl} | {r['loop_delay_p99']:.2f} ms | {r['loop_delay_max']:.2f} ms | {r['loop_switches']} | "
-                  f"{r['steal_ms']:.0f} ms |")
-            w("")
-            w("\"waiting for a CPU\": the time from the event-loop thread being woken (a /ping arrived) to it "
-              "running, while the upload threads and the sandbox (which decrypts all four uploads) had both "
-              "vCPUs. \"steal\": time the hypervisor gave this VM's vCPUs to other guests.")
-            w("")
-        if fc:
-            summary.append((f"4. event loop held per new thread VM (`tiktok.thread`; empty module)",
-                            f"{fc['tiktok']['median_ms'] / OR_UPLOADS:.2f} ms; {fc['empty']['median_ms'] / OR_UPLOADS:.2f} ms",
-                            "(none)", None))
-        for key, label in (("example_cold", "example app, first uploads"), ("example_warm", "example app, next uploads"),
-                           ("handler_cold", "library in a handler, first uploads"),
-                           ("handler_warm", "library in a handler, next uploads"),
-                           ("handler_nice", "library in a handler, threads at nice 10")):
-            r = orr.get(key)
-            if r and "skipped" not in r:
-                summary.append((f"4. /ping p99 during uploads, {label}", f"{r['p99']:.2f} ms", "< 10 ms",
-                                r["p99"] < 10 and r["failures"] == 0))
-        r = orr.get("direct")
-        if r and "skipped" not in r:
-            summary.append(("4. /ping p99, blocking baseline (for contrast)", f"{r['p99']:.0f} ms", "(none)", None))
-
-    pl = R.get("purelua")
-    if pl:
-        w("## 5. Pure Lua: captions and validation")
-        w("")
-        interference(w, R, "5")
-        w(f"`tiktok.template.render` of a {pl[0]['caption_bytes']}-byte caption with {pl[0]['tags']} "
-          "variables (dotted paths and list items) and `tiktok.settings.validate` of a direct video post (every switch set) against "
-          "a creator_info; median of 3 runs of ~0.5 s each.")
-        w("")
-        w("| interpreter | captions rendered/s | requests validated/s |")
-        w("|---|---|---|")
-        for r in pl:
-            w(f"| {r['interpreter']} | {r['render_per_s']:,.0f} | {r['validate_per_s']:,.0f} |")
-        w("")
-
-    if up and any(r["label"] != "1 GiB" for r in up):
-        w("## 6. Scale: 100 MB, 1 GiB and 4 GiB")
-        w("")
-        interference(w, R, "1")
-        w("The same upload as in 1 (sparse padded MP4 files, `media.mp4`), for each size. Time should grow "
-          "linearly (constant s/GB) and peak RSS stay flat.")
-        w("")
-        w("| transport | size | chunks | library s | library s/GB | library peak RSS | curl s | curl s/GB | curl peak RSS | library / curl |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
-        rss_by = {}
-        for scheme in ("http", "https"):
-            for label, size in SIZES:
-                lib, cu = sel(label, scheme, "library"), sel(label, scheme, "curl")
-                if not lib:
-                    continue
-                ls, cs = med(lib, "seconds"), med(cu, "seconds") if cu else float("nan")
-                rss_by.setdefault(scheme, []).append(med(lib, "rss_kib"))
-                w(f"| {scheme.upper()} | {label} | {lib[0]['chunks']} | {ls:.3f} | {ls / (size / 1e9):.3f} | "
-                  f"{med(lib, 'rss_kib') / 1024:.1f} MiB | {cs:.3f} | {cs / (size / 1e9):.3f} | "
-                  f"{med(cu, 'rss_kib') / 1024:.1f} MiB | {med(lib, 'mbps') / med(cu, 'mbps'):.3f} |")
-        w("")
-        for scheme, rs in rss_by.items():
-            growth = (max(rs) - min(rs)) / 1024
-            summary.append((f"6. library peak RSS 100 MB → 4 GiB, {scheme.upper()}",
-                            f"{min(rs) / 1024:.1f}–{max(rs) / 1024:.1f} MiB (spread {growth:.2f} MiB)",
-                            "flat, ≤ 16 MiB", growth < 1.0 and max(rs) / 1024 <= 16))
-            big = sel("4 GiB", scheme, "library")
-            small = sel("1 GiB", scheme, "library")
-            if big and small:
-                lin = (med(big, "seconds") / 4) / med(small, "seconds")
-                summary.append((f"6. library time 4 GiB / (4 × 1 GiB), {scheme.upper()}", f"{lin:.2f}",
-                                "≈ 1 (linear)", 0.85 <= lin <= 1.15))
-
-    head = ["## Summary", "", "| measure | result | target | |", "|---|---|---|---|"]
-    for name, val, target, ok in summary:
-        head.append(f"| {name} | {val} | {target} | {'' if ok is None else verdict(ok)} |")
-    head.append("")
-    # the summary goes right after the machine table
-    i = next(k for k, line in enumerate(L) if line.startswith("## "))
-    L[i:i] = head
-    return "\n".join(L) + "\n"
+def item_hostile(R):
+    rows = []
+    names = {}
+    for interp in ("lua5.4", "luajit"):
+        names[interp] = interpreter_name(interp)
+        for case in report.HOSTILE_CASES:
+            for n in HOSTILE_BYTES:
+                rows.append(hostile_case(interp, case, n))
+                r = rows[-1]
+                note(f"hostile {interp} {case} {n} B: "
+                     + ("> {} s".format(HOSTILE_TIMEOUT_S) if r.get("timeout") else f"{r['seconds'] * 1000:.3f} ms"))
+    R["hostile"] = {"rows": rows, "interpreters": names, "commit": commit_name(),
+                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 # ------------------------------------------------------------------ main
-
-def raw_lines(R):
-    out = []
-    for key, v in R.items():
-        if key == "files":
-            continue
-        rows = v.get("rows") if isinstance(v, dict) and "rows" in v else v
-        if isinstance(rows, list):
-            for r in rows:
-                out.append(json.dumps({"item": key, **{k: x for k, x in r.items() if k not in ("item", "publish_id")}},
-                                      default=str, separators=(",", ":")))
-            if isinstance(v, dict):
-                rest = {k: x for k, x in v.items() if k != "rows"}
-                out.append(json.dumps({"item": key, **rest}, default=str, separators=(",", ":")))
-        elif isinstance(v, dict) and any(isinstance(x, dict) for x in v.values()):
-            for k, x in v.items():
-                row = {"item": key, "case": k, **x} if isinstance(x, dict) else {"item": key, k: x}
-                out.append(json.dumps(row, default=str, separators=(",", ":")))
-        else:
-            out.append(json.dumps({"item": key, **v} if isinstance(v, dict) else {"item": key, "value": v},
-                                  default=str, separators=(",", ":")))
-    return "\n".join(out) + "\n"
 
 
 def cleanup():
@@ -1274,56 +933,98 @@ def cleanup():
         run([os.path.join(ROOT, "sandbox/run"), "stop", "--dir", SB], check=False, timeout=120)
 
 
-def main():
-    global ENV, PERF, INTERFERENCE
-    if not WORK:
-        sys.exit("usage: bench.py WORKDIR")
+ITEMS = [("1", item_uploads), ("2", item_flow), ("3", item_status), ("4", item_openresty),
+         ("5", item_purelua), ("7", item_hostile)]
+
+
+def start_sandbox():
+    global ENV
+    note("starting the sandbox")
+    run([os.path.join(ROOT, "sandbox/run"), "start", "--dir", SB])
+    ENV = read_env(os.path.join(SB, "env"))
+    # Hashing off: the sink must not be the bottleneck. Rate limits off
+    # (a zero window): the bench makes far more posts and status fetches
+    # than TikTok allows a token, and the sandbox's sliding window keeps
+    # and copies every request's timestamp on each request, which slows
+    # it down as thousands of fetches pile up inside a 60 s window.
+    admin("PATCH", "/config", {"upload": {"hash": False},
+                               "rate_limits": {"window_sec": 0, "video.init": 1000000,
+                                               "status.fetch": 100000000, "creator_info": 1000000}})
+    admin("PATCH", "/users/" + ENV["TIKTOK_SANDBOX_USER"], {"daily_post_cap": 1000000})
+    run(["lua5.4", f"{ROOT}/bench/account.lua"], env=lua_env())
+
+
+def run_items(R, items):
+    """Runs the items (those BENCH_ONLY names), each with the interference
+    sampler on it; adds what the sampler saw to R["interference"]."""
+    for key, fn in items:
+        if ONLY and key not in ONLY and not (key == "1" and "6" in ONLY):
+            continue
+        note(f"item {key}")
+        INTERFERENCE.item = key
+        fn(R)
+        INTERFERENCE.item = None
+    seen = {k: INTERFERENCE.describe(k) for k, _ in items if INTERFERENCE.describe(k)}
+    R["interference"] = dict(R.get("interference") or {}, **seen)
+
+
+def write(R, machine):
+    """Prints the report and writes it to OUT (not for a BENCH_ONLY run)
+    and the raw figures to build/bench/results.jsonl (always)."""
+    os.makedirs(os.path.dirname(SAVED), exist_ok=True)
+    with open(SAVED, "w") as f:
+        f.write(results.raw_lines(R, machine))
+    text = report.document(R, machine)
+    print(text)
+    if not ONLY:
+        with open(OUT, "w") as f:
+            f.write(text)
+        note(f"wrote {OUT}")
+
+
+def full_run():
+    """make bench: every item in one run, with the sandbox."""
+    global PERF, INTERFERENCE
     for tool in ("/usr/bin/time", "curl", "nginx", "lua5.4", "luajit", "ffmpeg"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (apt-get install {'time' if tool == '/usr/bin/time' else tool})")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t_start, steal0 = time.time(), steal_ms()
+    PERF = perf_works()
+    INTERFERENCE = Interference()
+    start_sandbox()
+    M = machine()
+    R = {}
+    run_items(R, ITEMS)
+    M["steal_s"] = (steal_ms() - steal0) / 1000
+    M["run_s"] = time.time() - t_start
+    M["loadavg_end"] = open("/proc/loadavg").read().split()[0]
+    M["busy_end"] = busy_processes()
+    write(R, {"machine": M, "settings": SETTINGS, "took_s": time.time() - t_start})
+
+
+def hostile_run():
+    """make bench-hostile: item 7 alone (no sandbox), put into the figures
+    OUT already holds, and OUT written again."""
+    global INTERFERENCE
+    if not os.path.exists(OUT):
+        sys.exit(f"bench: {OUT} does not exist: run make bench first")
+    R, machine = results.load(OUT)
+    INTERFERENCE = Interference()
+    run_items(R, [("7", item_hostile)])
+    write(R, machine)
+
+
+def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    mode = sys.argv[1] if len(sys.argv) > 1 else None
+    if mode == "--report":
+        R, machine = results.load(sys.argv[2] if len(sys.argv) > 2 else OUT)
+        sys.stdout.write(report.document(R, machine))
+        return
+    if not mode:
+        sys.exit(__doc__)
     try:
-        PERF = perf_works()
-        INTERFERENCE = Interference()
-        note("starting the sandbox")
-        run([os.path.join(ROOT, "sandbox/run"), "start", "--dir", SB])
-        ENV = read_env(os.path.join(SB, "env"))
-        # Hashing off: the sink must not be the bottleneck. Rate limits off
-        # (a zero window): the bench makes far more posts and status fetches
-        # than TikTok allows a token, and the sandbox's sliding window keeps
-        # and copies every request's timestamp on each request, which slows
-        # it down as thousands of fetches pile up inside a 60 s window.
-        admin("PATCH", "/config", {"upload": {"hash": False},
-                                   "rate_limits": {"window_sec": 0, "video.init": 1000000,
-                                                   "status.fetch": 100000000, "creator_info": 1000000}})
-        admin("PATCH", "/users/" + ENV["TIKTOK_SANDBOX_USER"], {"daily_post_cap": 1000000})
-        run(["lua5.4", f"{ROOT}/bench/account.lua"], env=lua_env())
-        M = machine()
-        R = {}
-        items = [("1", item_uploads), ("2", item_flow), ("3", item_status), ("4", item_openresty),
-                 ("5", item_purelua)]
-        for key, fn in items:
-            if ONLY and key not in ONLY and not (key == "1" and "6" in ONLY):
-                continue
-            note(f"item {key}")
-            INTERFERENCE.item = key
-            fn(R)
-            INTERFERENCE.item = None
-        R["interference"] = {k: INTERFERENCE.describe(k) for k, _ in items if INTERFERENCE.describe(k)}
-        M["steal_s"] = (steal_ms() - steal0) / 1000
-        M["run_s"] = time.time() - t_start
-        M["loadavg_end"] = open("/proc/loadavg").read().split()[0]
-        M["busy_end"] = busy_processes()
-        text = report(R, M)
-        text += (f"\n_The whole run took {time.time() - t_start:.0f} s. Raw figures of every run below "
-                 "(one JSON object per line)._\n\n<details><summary>raw results</summary>\n\n```\n"
-                 + raw_lines(R) + "```\n</details>\n")
-        print(text)
-        if not ONLY:
-            with open(OUT, "w") as f:
-                f.write(text)
-            note(f"wrote {OUT}")
+        hostile_run() if mode == "--hostile" else full_run()
     finally:
         cleanup()
 

@@ -13,8 +13,8 @@ import json
 import re
 
 # How the figures of each item are laid out (see raw_lines).
-LIST_ITEMS = {"uploads", "purelua", "hostile"}
-ROWS_ITEMS = {"status"}
+LIST_ITEMS = {"uploads", "purelua"}
+ROWS_ITEMS = {"status": "client", "hostile": "interp"}     # item -> a field every row has
 
 
 def _line(obj):
@@ -51,7 +51,7 @@ def _add_line(R, row):
         R.setdefault(key, []).append(row)
     elif key in ROWS_ITEMS:
         v = R.setdefault(key, {"rows": []})
-        if "client" in row:
+        if ROWS_ITEMS[key] in row:
             v["rows"].append(row)
         else:
             v.update(row)
