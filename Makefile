@@ -18,7 +18,7 @@ SRC          := src/core.c src/session.c src/files.c src/crypto.c src/media.c sr
 HDR          := src/tt.h src/core.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
-.PHONY: all deps deps-demo test test-fast lint asan install clean sandbox demo bench rock-check fuzz fuzz-build reliability valgrind
+.PHONY: all deps deps-demo deps-cross test test-fast lint asan install clean sandbox demo bench rock-check rock-check-aarch64 fuzz fuzz-build reliability valgrind
 
 all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
 
@@ -37,6 +37,9 @@ deps:
 
 deps-demo:
 	@scripts/deps demo
+
+deps-cross:
+	@scripts/deps cross
 
 test: deps all
 	@spec/run
@@ -101,6 +104,11 @@ clean:
 # and luarocks pack + install of the source rock offline.
 rock-check: deps
 	@scripts/rock-check
+
+# The same for a real aarch64 Debian: arm64 packages unpacked under
+# build/aarch64, Debian's aarch64 gcc, the module run by arm64 lua5.4 in qemu.
+rock-check-aarch64: deps-cross
+	@scripts/rock-check-aarch64
 
 # The long reliability runs whose figures RELIABILITY.md quotes: the fault
 # matrix, 1000 SIGKILLs of store writers, 8 processes x 100 operations.
