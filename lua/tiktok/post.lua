@@ -172,7 +172,9 @@ local function classify(res, err, chunk, size, last)
         end
         return "ok", got
     end
-    if status == 416 and range_end then return "resync", range_end end
+    if status == 416 and (range_end or (res.total == size and res.first == nil)) then
+        return "resync", range_end or 0        -- "bytes */total": nothing has arrived
+    end
     if status >= 500 or status == 429 then
         return "retry", errors.new(status == 429 and "rate_limit_exceeded" or "internal_error",
                                    "TikTok's upload host answered HTTP " .. status, { http_status = status })
@@ -190,13 +192,15 @@ local function chunk_at(file, have)
     return nil
 end
 
--- Uploads every chunk from file.next (0-based). A chunk is retried at most
--- upload_retries times in a row; a resync to TikTok's progress counts as a
--- retry unless it moves forward, so an upload host that answers every PUT
--- the same way cannot keep us here.
+-- Uploads every chunk from file.next (0-based). At most upload_retries
+-- attempts in a row may fail to move the upload past the furthest point it
+-- ever reached (a retry, or a resync to TikTok's progress that is not
+-- ahead of it), so an upload host that answers every PUT the same way, or
+-- sends us back and forth, cannot keep us here.
 local function upload(conn, opts, publish_id, upload_url, file)
     local retries = conn:_option("upload_retries")
     local index, attempts, done = file.next or 0, 0, 0
+    local best = core.chunk_range(file.size, file.chunk_size, file.count, index)
     local lost = false
     while index < file.count do
         local offset, length = core.chunk_range(file.size, file.chunk_size, file.count, index)
@@ -217,7 +221,8 @@ local function upload(conn, opts, publish_id, upload_url, file)
         end
         lost = verdict == "retry" and not res
         if verdict == "ok" then
-            done, index, attempts = v, index + 1, 0
+            done, index = v, index + 1
+            if done > best then best, attempts = done, 0 end
             if file.journal and index < file.count then file.journal(index) end
         elseif verdict == "resync" then
             local at = chunk_at(file, v)
@@ -225,7 +230,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
                 return nil, with_publish(errors.new("upload_failed", "TikTok's upload progress (" .. v
                                          .. " bytes) is not on a chunk boundary"), publish_id)
             end
-            attempts = (at > index) and 0 or attempts + 1
+            if v > best then best, attempts = v, 0 else attempts = attempts + 1 end
             if attempts > retries then
                 return nil, with_publish(errors.new("upload_failed", "TikTok keeps refusing chunk "
                                          .. (index + 1) .. " of " .. file.count .. " (HTTP 416) without "

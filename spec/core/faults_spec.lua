@@ -56,6 +56,55 @@ describe("faults during tiktok.post", function()
         completes()
     end)
 
+    it("an upload host that answers every PUT with the same 416 is left after a bounded number of PUTs", function()
+        fault({ endpoint = "upload.put", status = 416, count = -1,
+                headers = { ["Content-Range"] = "bytes 0-5999999/12000000" } })
+        local res, err = post()
+        assert.is_nil(res)
+        assert.equal("upload_failed", err.code)
+        assert.equal(416, err.http_status)
+        assert.is_string(err.publish_id)
+        assert.truthy(err.message:find("without moving forward", 1, true), tostring(err))
+        -- one PUT that moved forward, then upload_retries + 1 that did not
+        assert.equal(1 + conn:_option("upload_retries") + 1, tt.count(sb, "upload.put"))
+        assert.equal(1, publishes())
+    end)
+
+    it("takes a 2xx to the last chunk whose Content-Range covers the file as success", function()
+        fault({ endpoint = "upload.put", chunk = 2, status = 200,
+                headers = { ["Content-Range"] = "bytes 0-11999999/12000000" } })
+        local res, err = post({ wait = false })
+        assert(res, tostring(err))
+        assert.equal(2, tt.count(sb, "upload.put"))
+    end)
+
+    it("refuses a 2xx to the last chunk that does not say the file is complete, naming what came back", function()
+        fault({ endpoint = "upload.put", chunk = 2, status = 200 })
+        local res, err = post({ wait = false })
+        assert.is_nil(res)
+        assert.equal("upload_failed", err.code)
+        assert.equal(200, err.http_status)
+        assert.truthy(err.message:find("HTTP 200 to the last chunk", 1, true), err.message)
+        assert.equal(1, publishes())
+    end)
+
+    it("resume refuses a damaged journal instead of using it", function()
+        local res = assert(post({ detach = true }))
+        for _, damage in ipairs({ { chunk_size = 1 }, { next = 99 }, { count = -1 },
+                                  { upload_url = "ftp://x.example/u" }, { size = "big" } }) do
+            local job = assert(store:get_upload(res.publish_id))
+            for k, v in pairs(damage) do job[k] = v end
+            assert(store:put_upload(job))
+            local r, err = tiktok.resume({ connection = conn, publish_id = res.publish_id })
+            assert.is_nil(r)
+            assert.equal("store", err.code)
+            assert.truthy(err.message:find("damaged", 1, true), err.message)
+            assert.equal(res.publish_id, err.publish_id)
+            for k in pairs(damage) do job[k] = nil end
+        end
+        assert.equal(0, tt.count(sb, "upload.put"))
+    end)
+
     it("resumes after the connection is reset in the middle of a chunk", function()
         fault({ endpoint = "upload.put", chunk = 2, close_after_bytes = 1000000 })
         completes()
