@@ -8,7 +8,7 @@
 local util = require "tiktok.util"
 local errors = require "tiktok.errors"
 local core = require "tiktok.core"
-local fields = require "tiktok.fields"
+local post_fields = require "tiktok.fields"
 
 local type, tostring, tonumber, concat, floor, select = type, tostring, tonumber, table.concat, math.floor, select
 
@@ -190,7 +190,7 @@ local INIT_PATHS = {
 }
 
 function _M.init_request(req, upload)
-    local body = fields.body(req)
+    local body = post_fields.body(req)
     local source_info = body.source_info or {}
     body.source_info = source_info
     source_info.source = req.source
