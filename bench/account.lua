@@ -5,10 +5,10 @@
 local lib = require "bench.lib"
 
 local conn = lib.connect("https")
-local url, state = conn:authorize_url()
+local url, state, verifier = conn:authorize_url()
 local cb = assert(conn:sandbox_approve(url))
 local user = os.getenv("BENCH_AS_USER")
 local acc, err = conn:exchange({ code = cb.code, state = cb.state, expected_state = state,
-                                 as = user and { user = user } or nil })
+                                 code_verifier = verifier, as = user and { user = user } or nil })
 if not acc then lib.fail(err) end
 lib.emit({ item = "account", open_id = acc.open_id })

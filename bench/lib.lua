@@ -15,6 +15,7 @@ function M.read_env(path)
     local f = assert(io.open(path, "rb"), "cannot read " .. tostring(path))
     for line in f:lines() do
         local k, v = line:match("^([%w_]+)='(.*)'$")
+        if not k then k, v = line:match("^export%s+([%w_]+)='(.*)'$") end
         if k then env[k] = v:gsub("'\\''", "'") end
     end
     f:close()
