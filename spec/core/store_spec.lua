@@ -176,3 +176,85 @@ describe("access control", function()
         end)
     end)
 end)
+
+describe("tiktok.store.file: private folder, no symbolic links", function()
+    local media = require "helpers.media"
+    local dir
+
+    before_each(function() dir = media.tmpdir() end)
+    after_each(function() os.execute("chmod -R u+rwx '" .. dir .. "' 2>/dev/null; rm -rf '" .. dir .. "'") end)
+
+    local function sh(cmd)
+        local ok = os.execute(cmd)
+        assert(ok == true or ok == 0, cmd)
+    end
+
+    it("creates missing folders with mode 0700, without a shell", function()
+        local path = dir .. "/a/b/c/accounts.json"
+        local st = tiktok.store.file({ path = path })
+        assert(st:put({ open_id = "o", refresh_token = "r" }))
+        for _, d in ipairs({ "/a", "/a/b", "/a/b/c" }) do
+            assert.equal(tonumber("700", 8), tiktok.core.stat(dir .. d).mode, d)
+        end
+        assert.equal("r", st:get("o").refresh_token)
+    end)
+
+    it("refuses a store file or lock file that is a symbolic link, and leaves the target alone", function()
+        local target = dir .. "/elsewhere.json"
+        sandbox.write_file(target, '{"version":1,"accounts":{},"uploads":{}}')
+        sh("ln -s '" .. target .. "' '" .. dir .. "/accounts.json'")
+        local st = tiktok.store.file({ path = dir .. "/accounts.json" })
+        local res, err = st:list()
+        assert.is_nil(res)
+        assert.equal("store", err.code)
+        assert.matches("symbolic link", err.message)
+        res, err = st:put({ open_id = "o", refresh_token = "r" })
+        assert.is_nil(res)
+        assert.equal("store", err.code)
+        assert.matches("symbolic link", err.message)
+        assert.equal('{"version":1,"accounts":{},"uploads":{}}', sandbox.read_file(target))
+
+        local lockt = dir .. "/lock-target"
+        sh("ln -s '" .. lockt .. "' '" .. dir .. "/other.json.lock'")
+        res, err = tiktok.store.file({ path = dir .. "/other.json" }):put({ open_id = "o", refresh_token = "r" })
+        assert.is_nil(res)
+        assert.equal("store", err.code)
+        assert.matches("symbolic link", err.message)
+        assert.is_nil(sandbox.read_file(lockt))   -- the link was not followed to create it
+    end)
+
+    it("refuses a folder that other users can write to, and says how to fix it", function()
+        local shared = dir .. "/shared"
+        sh("mkdir -m 0777 '" .. shared .. "' && chmod 0777 '" .. shared .. "'")
+        local st = tiktok.store.file({ path = shared .. "/accounts.json" })
+        for _, call in ipairs({ function() return st:list() end,
+                                function() return st:put({ open_id = "o", refresh_token = "r" }) end,
+                                function() return st:locked(function() return true end) end }) do
+            local res, err = call()
+            assert.is_nil(res)
+            assert.equal("store", err.code)
+            assert.matches("can be written by other users", err.message)
+            assert.matches("chmod 700 " .. shared, err.message, 1, true)
+        end
+        assert.is_nil(sandbox.read_file(shared .. "/accounts.json"))
+        sh("chmod 0770 '" .. shared .. "'")
+        assert.is_nil((st:list()))              -- group-writable is refused too
+        sh("chmod 0700 '" .. shared .. "'")
+        assert(st:put({ open_id = "o", refresh_token = "r" }))
+    end)
+
+    it("refuses a folder that belongs to another user", function()
+        local foreign, path = dir .. "/foreign", nil
+        if tiktok.core.check_private_dir("/") then      -- running as root: make one
+            sh("mkdir -m 0700 '" .. foreign .. "' && chown 65534 '" .. foreign .. "'")
+            path = foreign .. "/accounts.json"
+        else                                             -- "/" belongs to root
+            path = "/accounts.json"
+        end
+        local res, err = tiktok.store.file({ path = path }):list()
+        assert.is_nil(res)
+        assert.equal("store", err.code)
+        assert.matches("not to this user", err.message)
+        assert.matches("chown", err.message)
+    end)
+end)

@@ -217,6 +217,57 @@ describe("tiktok.core file primitives", function()
         assert.equal("ENOENT", select(2, core.stat(dir .. "/nope")))
     end)
 
+    it("never follows a symbolic link to a store file or lock file", function()
+        local target = dir .. "/target"
+        assert.is_true(core.write_file_atomic(target, "secret"))
+        os.execute("ln -s '" .. target .. "' '" .. dir .. "/link'")
+        local ok, kind, msg = core.read_file(dir .. "/link")
+        assert.is_nil(ok)
+        assert.equal("ELOOP", kind)
+        assert.matches("symbolic link", msg)
+        assert.equal("ELOOP", select(2, core.write_file_atomic(dir .. "/link", "x")))
+        assert.equal("ELOOP", select(2, core.lock(dir .. "/link", 10)))
+        assert.equal("secret", core.read_file(target))
+    end)
+
+    it("mkdir_p makes every missing folder with the mode and reports what is in the way", function()
+        assert.is_true(core.mkdir_p(dir .. "/m/n//o/", tonumber("700", 8)))
+        assert.is_true(core.mkdir_p(dir .. "/m/n/o", tonumber("700", 8)))   -- exists: fine
+        assert.equal(tonumber("700", 8), core.stat(dir .. "/m/n").mode)
+        assert.is_true(core.write_file_atomic(dir .. "/m/f", ""))
+        local ok, kind, msg = core.mkdir_p(dir .. "/m/f/g", tonumber("700", 8))
+        assert.is_nil(ok)
+        assert.equal("ENOTDIR", kind)
+        assert.matches(dir .. "/m/f", msg, 1, true)
+        assert.has_error(function() core.mkdir_p(dir .. "/x") end)
+    end)
+
+    it("check_private_dir accepts only this user's folder that no one else can write to", function()
+        local d = dir .. "/private"
+        assert.is_true(core.mkdir_p(d, tonumber("700", 8)))
+        assert.is_true(core.check_private_dir(d))
+        os.execute("chmod 0755 '" .. d .. "'")
+        assert.is_true(core.check_private_dir(d))                 -- others may read the folder
+        os.execute("chmod 0775 '" .. d .. "'")
+        local ok, kind, msg = core.check_private_dir(d)
+        assert.same({ nil, "unsafe" }, { ok, kind })
+        assert.equal("the store folder " .. d .. " can be written by other users (mode 0775); run `chmod 700 "
+                     .. d .. "`", msg)
+        os.execute("chmod 1777 '" .. d .. "'")                    -- sticky like /tmp: still refused
+        assert.equal("unsafe", select(2, core.check_private_dir(d)))
+        assert.equal("ENOENT", select(2, core.check_private_dir(dir .. "/none")))
+        assert.equal("ENOTDIR", select(2, core.check_private_dir(dir .. "/target")))
+        os.execute("chmod 0700 '" .. d .. "'")
+        if core.check_private_dir("/") then                      -- root: give it away
+            os.execute("chown 65534 '" .. d .. "'")
+            ok, kind, msg = core.check_private_dir(d)
+        else
+            ok, kind, msg = core.check_private_dir("/")
+        end
+        assert.same({ nil, "unsafe" }, { ok, kind })
+        assert.matches("not to this user", msg)
+    end)
+
     it("locks exclusively and times out with 'busy'", function()
         local p = dir .. "/lock"
         local a = assert(core.lock(p, 100))
