@@ -562,6 +562,31 @@ describe("tiktok (command line)", function()
                 assert.not_matches("PUBLIC_TO_EVERYONE", table.concat(v.creator.privacy_level_options, ","))
             end)
 
+            it("takes an open_id that starts with '-' (as TikTok's may) in every --account", function()
+                local a = connect()
+                local b = connect(sb.env.TIKTOK_SANDBOX_PRIVATE_USER)
+                assert.equal("-", a:sub(1, 1))   -- the sandbox's default creator, as TikTok's ids can be
+                assert.equal("_", b:sub(1, 1))
+                assert.equal(35, #a)
+                for _, args in ipairs({ { "--account", a }, { "--account=" .. a } }) do
+                    local v = json_of(tk({ "--json", "creator", args[1], args[2] }))
+                    assert.equal(a, v.account)
+                end
+                local p = json_of(tk({ "--json", "post", "--file", clip, "--privacy", "SELF_ONLY",
+                                       "--account", a, "--caption", "-30% today" }))
+                assert.equal(a, p.account)
+                assert.equal("-30% today", p.caption)
+                assert.equal(a, sb:post(p.publish_id).open_id)
+                local s = json_of(tk({ "--json", "status", p.publish_id, "--account", a }))
+                assert.equal("PUBLISH_COMPLETE", s.status)
+                local r = tk({ "revoke", "--account", a })
+                assert.equal(0, r.code, r.err)
+                assert.matches("Revoked the app's access to " .. a, r.out, 1, true)
+                local left = json_of(tk({ "--json", "accounts" })).accounts
+                assert.equal(1, #left)
+                assert.equal(b, left[1].open_id)
+            end)
+
             it("revoke revokes at TikTok and forgets the account", function()
                 local open_id = connect()
                 -- the only account, but not named: off a terminal it needs --yes
