@@ -190,9 +190,10 @@ def machine():
     }
 
 
-def commit_name():
+def commit_name(paths="lua src"):
+    """HEAD, and whether the code measured (paths) differs from it."""
     return sh_out(f"git -C {ROOT} rev-parse --short HEAD") + (
-        " (with uncommitted changes)" if sh_out(f"git -C {ROOT} status --porcelain -- lua src") else "")
+        " (with uncommitted changes)" if sh_out(f"git -C {ROOT} status --porcelain -- {paths}") else "")
 
 
 def cpu_ticks():
@@ -908,7 +909,7 @@ def item_hostile(R):
                 r = rows[-1]
                 note(f"hostile {interp} {case} {n} B: "
                      + ("> {} s".format(HOSTILE_TIMEOUT_S) if r.get("timeout") else f"{r['seconds'] * 1000:.3f} ms"))
-    R["hostile"] = {"rows": rows, "interpreters": names, "commit": commit_name(),
+    R["hostile"] = {"rows": rows, "interpreters": names, "commit": commit_name("lua"),
                     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

@@ -39,6 +39,7 @@ local CASES = {
     ["template-spaces"] = { function(n) return "{{x" .. rep(" ", n - 6) .. "y}}" end, render },
     ["template-opens"] = { function(n) return rep("{{", n / 2) end, render },
     ["template-name"] = { function(n) return "{{" .. rep("x", n - 4) .. "}}" end, render },
+    ["template-tags"] = { function(n) return rep("{{x}} ", math.floor(n / 6)) .. rep("a", n % 6) end, render },
     ["transport-letters"] = { letters, transport },
     ["transport-scheme"] = { scheme_at_end, transport },
     ["transport-questions"] = { questions, transport },
@@ -68,6 +69,9 @@ repeat
     t1 = os.clock()
 until t1 - t0 >= 0.1
 
+-- The bounds tiktok.template checks before parsing, when it has them.
+local limits = template.MAX_TEMPLATE
+    and string.format(',"max_template":%d,"max_tag":%d', template.MAX_TEMPLATE, template.MAX_TAG) or ""
 io.write(string.format('{"item":"hostile","case":"%s","bytes":%d,"interpreter":"%s","calls":%d,'
-                       .. '"seconds":%.9f,"answer":"%s"}\n', name, #input, jit and jit.version or _VERSION,
-                       calls, (t1 - t0) / calls, answer))
+                       .. '"seconds":%.9f,"answer":"%s"%s}\n', name, #input, jit and jit.version or _VERSION,
+                       calls, (t1 - t0) / calls, answer, limits))

@@ -484,6 +484,7 @@ HOSTILE_CASES = {
     "template-spaces": ("`{{x` + spaces + `y}}`", RENDER),
     "template-opens": ("`{{` repeated", RENDER),
     "template-name": ("`{{` + one long name + `}}`", RENDER),
+    "template-tags": ("`{{x}} ` repeated (a valid template)", RENDER),
     "transport-letters": ("letters", TRANSPORT),
     "transport-scheme": ("letters + `://`", TRANSPORT),
     "transport-questions": ("`?` repeated", TRANSPORT),
@@ -567,7 +568,10 @@ def section_hostile(d, h):
             hostile_row(d, name, case, by_size)
         checks.append((name, cases))
     d.w("")
-    d.para(f"Linear work grows × 10 from 100 KB to 1 MB, quadratic × 100. Cases under {GROWTH_FLOOR * 1000:.0f} ms "
+    bounds = next((r for r in h["rows"] if "max_template" in r), None)
+    d.para(("`tiktok.template` refuses a template over {max_template:,} bytes and a tag over {max_tag:,} "
+            "before parsing (`invalid_template`). ".format(**bounds) if bounds else "")
+           + f"Linear work grows × 10 from 100 KB to 1 MB, quadratic × 100. Cases under {GROWTH_FLOOR * 1000:.0f} ms "
            "at 1 MB (work bounded before the input is read through) are not judged on growth.")
     for name, cases in checks:
         hostile_check(d, name, cases)
