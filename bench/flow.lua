@@ -24,4 +24,5 @@ if not res then lib.fail(err) end
 local stats = conn:stats()
 lib.emit({ item = "flow", scheme = scheme, publish_id = res.publish_id, status = res.status,
            seconds = (lib.now_ms() - t0) / 1000, connects = stats.connects, requests = stats.requests,
-           polls = polls, statuses = seen, poll_ms = conn.opts.poll_ms, chunks = select(2, tiktok.core.plan(tiktok.core.stat(file).size)) })
+           polls = polls, statuses = seen, poll_ms = conn:_option("poll_ms"),
+           chunks = select(2, tiktok.core.plan(tiktok.core.stat(file).size)) })
