@@ -48,6 +48,9 @@ local DEFAULTS = {
     log = nil,                   -- function(level, message); never receives secrets
     thread_pool = "tiktok",      -- OpenResty: nginx thread_pool that runs the blocking calls
     thread_pool_size = 68,       -- OpenResty: that pool's threads + max_queue
+    upload_nice = nil,           -- lower an upload's thread priority by this much while it sends
+                                 -- (nil: 10 inside nginx worker threads, 0 elsewhere; 0: off)
+    upload_buffer_size = nil,    -- libcurl's upload buffer (16384-2097152; nil: libcurl's 64 KiB)
 }
 _M.DEFAULTS = DEFAULTS
 
@@ -59,6 +62,7 @@ local SPEC = {
     chunk_size = "integer", upload_retries = "integer", chunk_timeout_ms = "integer",
     wait_timeout_ms = "integer", poll_ms = "integer", status_rate_per_min = "integer",
     log = "function", thread_pool = "string", thread_pool_size = "integer",
+    upload_nice = "integer", upload_buffer_size = "integer",
 }
 
 local KNOWN_SCOPES = {
@@ -107,6 +111,12 @@ function _M.new(opts)
     end
     if o.chunk_size and (o.chunk_size < core.MIN_CHUNK or o.chunk_size > core.MAX_CHUNK) then
         return bad("tiktok.connect: chunk_size must be between 5,242,880 and 64,000,000 bytes")
+    end
+    if o.upload_nice and o.upload_nice > 19 then
+        return bad("tiktok.connect: upload_nice must be 0 (off) to 19")
+    end
+    if o.upload_buffer_size and (o.upload_buffer_size < 16384 or o.upload_buffer_size > 2097152) then
+        return bad("tiktok.connect: upload_buffer_size must be between 16384 and 2097152 bytes")
     end
     if o.ca_file then
         local st, _, why = core.stat(o.ca_file)
@@ -516,6 +526,15 @@ end
 
 function _M:_api()
     return self._ctx
+end
+
+-- How much to lower an upload's thread priority: upload_nice, else 10 in
+-- an nginx worker thread (the uploads yield the CPU to the event loop) and
+-- 0 elsewhere.
+function _M:_upload_nice()
+    local n = self.opts.upload_nice
+    if n == nil then n = openresty.in_thread and 10 or 0 end
+    return n
 end
 
 -- Sleeps until another status fetch fits into TikTok's per-token budget

@@ -208,6 +208,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
         local res, err = api.put_chunk(conn:_api(), upload_url, {
             path = file.path, offset = offset, length = length, total = file.size,
             content_type = file.content_type, timeout_ms = conn:_option("chunk_timeout_ms"),
+            nice = conn:_upload_nice(), buffer_size = conn:_option("upload_buffer_size"),
             progress = opts.on_progress and function(sent)
                 emit(opts, { stage = "upload", bytes = offset + sent, total = file.size,
                              chunk = index + 1, chunks = file.count, publish_id = publish_id })
