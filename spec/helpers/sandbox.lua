@@ -387,6 +387,15 @@ function SB:add_app(fields)
   return v
 end
 
+--- Write a media file of `size` bytes served at TIKTOK_MEDIA_BASE .. name: it
+-- starts with the media file `copy_from` (or nothing) and the rest is a hole,
+-- so 300 MB or 4 GB cost no disk. Returns its URL.
+function SB:media_file(name, size, copy_from)
+  local v, status = self:admin("PUT", "/media/" .. name, { size = size, copy_from = copy_from })
+  assert(status == 201, "PUT /media failed: " .. tostring(status) .. " " .. cjson.encode(v))
+  return v.url
+end
+
 --- Call an API endpoint with a bearer token and a JSON body (nil: no body).
 -- Returns status, decoded JSON, raw body, headers.
 function SB:api(method, path, token, json_body, opts)
