@@ -24,7 +24,7 @@ end
 
 function _M.run(ctx)
     local out = ctx.out
-    local list, store = config.stored_accounts(ctx.files, { warn = ctx.warn })
+    local list, store = config.stored_accounts(ctx.files, ctx)
     if not list then return nil, store end
     if out.json_mode then
         local items = json.array()

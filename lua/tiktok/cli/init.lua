@@ -106,7 +106,7 @@ local function run(argv, out, state, env)
     if not checked then return out:error(err) end
     local ctx = {
         out = out, opts = opts, args = rest, checked = checked, state = state,
-        files = opts["--config"] or {}, stdin = env.stdin, is_tty = env.is_tty,
+        files = opts["--config"] or {}, stdin = env.stdin, is_tty = env.is_tty, getenv = env.getenv,
         warn = function(msg) out:warn(msg) end,
     }
     function ctx.reporter()
@@ -115,7 +115,7 @@ local function run(argv, out, state, env)
         return state.progress
     end
     if cmd.needs == "connection" then
-        ctx.conn, ctx.store, ctx.own = config.connect(ctx.files, { warn = ctx.warn, getenv = env.getenv })
+        ctx.conn, ctx.store, ctx.own = config.connect(ctx.files, ctx)
         if not ctx.conn then return out:error(ctx.store) end
     end
     local ok
