@@ -128,10 +128,16 @@ function _M.call(conn, kind, name, a, b)
     local guard = ngx.thread.spawn(function()
         while not done do ngx.sleep(0.05) end
     end)
-    local tok, status, r1, r2, logs = ngx.run_worker_thread(pool, "tiktok.thread", "call", cfg, kind, name, a, b)
+    local tok, status, r1, r2, logs, cold = ngx.run_worker_thread(pool, "tiktok.thread", "call", cfg, kind, name,
+                                                                 a, b)
     done = true
     ngx.thread.wait(guard)
     sema:post(1)
+    if cold then
+        ngx.log(ngx.WARN, "tiktok: this request had to create a worker-thread Lua VM (pool ", pool, "), which "
+                .. "holds the event loop for a few milliseconds; call tiktok.warm_threads{ pools = {...}, "
+                .. "vms = lua_worker_thread_vm_pool_size } from init_worker_by_lua* to create them at start-up")
+    end
     if not tok then
         local msg = tostring(status)
         if msg:find("thread pool", 1, true) and msg:find("not found", 1, true) then

@@ -4,8 +4,13 @@
 -- (tiktok.thread_impl) is loaded inside the thread, off the event loop.
 local _M = {}
 
+-- Returns what tiktok.thread_impl.call returns, and `cold`: true when this
+-- VM had never run a lua-tiktok task (it was created for this request, on
+-- the event loop: tiktok.warm_threads at start-up avoids that).
 function _M.call(...)
-    return require("tiktok.thread_impl").call(...)
+    local cold = package.loaded["tiktok.thread_impl"] == nil
+    local status, r1, r2, logs = require("tiktok.thread_impl").call(...)
+    return status, r1, r2, logs, cold
 end
 
 -- A no-op task for tiktok.warm_threads: it loads the library in the VM.

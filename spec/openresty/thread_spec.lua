@@ -78,6 +78,60 @@ describe("tiktok inside nginx (lua-nginx-module worker threads)", function()
         assert.not_matches("lua entry thread aborted", ng:error_log())
     end)
 
+    it("warns in the error log when a request had to create a worker-thread VM", function()
+        assert.matches("had to create a worker%-thread Lua VM", ng:error_log())
+        assert.matches("tiktok.warm_threads", ng:error_log(), 1, true)
+    end)
+
+    -- The nice values of every thread of the nginx workers (field 19 of
+    -- /proc/<pid>/task/<tid>/stat).
+    local function worker_thread_nices()
+        local master = sandbox.read_file(ng.dir .. "/nginx.pid"):match("%d+")
+        local out = {}
+        local p = io.popen("for w in $(pgrep -P " .. master .. "); do cat /proc/$w/task/*/stat; done 2>/dev/null")
+        for line in p:lines() do
+            local after = line:match("%) (.*)$")
+            if after then
+                local f = {}
+                for x in after:gmatch("%S+") do f[#f + 1] = x end
+                out[#out + 1] = tonumber(f[17])
+            end
+        end
+        p:close()
+        return out
+    end
+
+    it("lowers the priority of the thread that uploads (upload_nice 10 by default in nginx)", function()
+        local big = media.mp4(dir, { seconds = 2, size = 20000000 })
+        sb:admin("POST", "/faults", { endpoint = "upload.put", delay_ms = 3000 })
+        local out = dir .. "/nice-post.out"
+        os.execute("curl -s -o " .. out .. " '" .. ng.base .. "/t/post?file=" .. big .. "' &")
+        local niced = false
+        for _ = 1, 100 do
+            for _, n in ipairs(worker_thread_nices()) do
+                if n == 10 then niced = true end
+            end
+            if niced then break end
+            sandbox.sleep(0.05)
+        end
+        assert.is_true(niced, "no nginx thread ran at nice 10 during the upload")
+        for _ = 1, 200 do
+            local body = sandbox.read_file(out)
+            if body and body:find("status") then break end
+            sandbox.sleep(0.1)
+        end
+        assert.matches("PUBLISH_COMPLETE", sandbox.read_file(out))
+        -- the event loop's own thread never changes priority
+        local master = sandbox.read_file(ng.dir .. "/nginx.pid"):match("%d+")
+        local p = io.popen("for w in $(pgrep -P " .. master .. "); do cat /proc/$w/stat; done")
+        for line in p:lines() do
+            local f = {}
+            for x in line:match("%) (.*)$"):gmatch("%S+") do f[#f + 1] = x end
+            assert.equal(0, tonumber(f[17]))
+        end
+        p:close()
+    end)
+
     it("keeps /ping fast while a post runs in a worker thread", function()
         local big = media.mp4(dir, { seconds = 2, size = 200000000 })
         -- start a slow post in the background and probe /ping meanwhile
