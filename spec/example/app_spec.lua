@@ -1,6 +1,8 @@
 -- The OpenResty example app (examples/openresty) on a real nginx against the
 -- local sandbox: started with its own `run` script, driven over HTTP like a
--- browser or an API client would.
+-- browser or an API client would. It runs in the production configuration
+-- (identity from a trusted proxy with a shared secret, no stand-in sign-in;
+-- this spec plays the proxy), except where a test says otherwise.
 local sandbox = require "helpers.sandbox"
 local media = require "helpers.media"
 local cjson = require "cjson.safe"
@@ -15,8 +17,14 @@ describe("examples/openresty", function()
     local alice_id        -- open_id alice connected
     local url_post, file_post
 
-    local function start_app(extra)
-        local out, rc = sandbox.exec(sh(RUN) .. " start --dir " .. sh(dir) .. (extra or ""))
+    -- The proxy's shared secret (what the proxy adds to each request).
+    local PROXY_SECRET = "spec-proxy-secret-" .. os.time() .. "-0123456789abcdef0123456789"
+    local PRODUCTION = "APP_TRUSTED_PROXIES=127.0.0.1 APP_PROXY_SECRET=" .. PROXY_SECRET .. " "
+
+    -- config: environment assignments for run (default: production)
+    local function start_app(extra, config)
+        local out, rc = sandbox.exec((config or PRODUCTION) .. sh(RUN) .. " start --dir " .. sh(dir)
+                                     .. (extra or ""))
         assert(rc == 0, "examples/openresty/run start failed:\n" .. out)
         env = assert(sandbox.read_env(dir .. "/env"))
         assert(env.APP_URL, "run start did not append APP_URL to DIR/env")
@@ -32,7 +40,10 @@ describe("examples/openresty", function()
         opts = opts or {}
         local headers = {}
         for k, v in pairs(opts.headers or {}) do headers[k] = v end
-        if opts.user then headers["X-User"] = opts.user end
+        if opts.user then   -- what the trusted proxy sends
+            headers["X-User"] = opts.user
+            headers["X-Proxy-Secret"] = headers["X-Proxy-Secret"] or PROXY_SECRET
+        end
         local status, h, body = sandbox.http(method, env.APP_URL .. path, {
             headers = headers, json = opts.json, body = opts.body, form = opts.form, timeout = opts.timeout,
         })
@@ -101,7 +112,9 @@ describe("examples/openresty", function()
                        rate_limits = { ["video.init"] = 1000, ["creator_info"] = 1000, ["status.fetch"] = 1000 } })
         clip = media.mp4(sb.env.TIKTOK_MEDIA_DIR, { seconds = 2 })
         start_app()
-        sandbox.exec("cp " .. sh(clip) .. " " .. sh(env.APP_FILES_DIR .. "/clip.mp4"))
+        -- each user's files are in a folder of their own
+        sandbox.exec("mkdir -p " .. sh(env.APP_FILES_DIR .. "/alice") .. " && cp " .. sh(clip) .. " "
+                     .. sh(env.APP_FILES_DIR .. "/alice/clip.mp4"))
     end)
 
     lazy_teardown(function()
@@ -154,24 +167,6 @@ describe("examples/openresty", function()
                 assert.equal("unauthenticated", body.error.code)
                 assert.is_string(body.error.message)
             end
-        end)
-
-        it("signs a session cookie (HttpOnly, SameSite=Lax) and refuses a forged one", function()
-            local status, _, h = app("POST", "/tiktok/session", { form = { user = "carol" },
-                                                                   headers = { Origin = env.APP_URL } })
-            assert.equal(303, status)
-            local set = h["set-cookie"]
-            assert.matches("HttpOnly", set, 1, true)
-            assert.matches("SameSite=Lax", set, 1, true)
-            assert.not_matches("Secure", set, 1, true)   -- plain http on loopback
-            local pair = cookie_pair(set)
-            local me
-            status, me = app("GET", "/tiktok/me", { headers = { Cookie = pair } })
-            assert.equal(200, status)
-            assert.same({ user = "carol", via = "cookie" }, me)
-            local forged = pair:gsub("carol", "alice")
-            status = app("GET", "/tiktok/me", { headers = { Cookie = forged } })
-            assert.equal(401, status)
         end)
 
         it("refuses state-changing requests from another origin", function()
@@ -344,7 +339,7 @@ describe("examples/openresty", function()
         end)
 
         it("reports an upload that failed in the background, and resumes it from the journal", function()
-            local big = media.mp4(env.APP_FILES_DIR, { seconds = 2, size = 130000000 })   -- two chunks
+            local big = media.mp4(env.APP_FILES_DIR .. "/alice", { seconds = 2, size = 130000000 })   -- two chunks
             local _, status = sb:admin("POST", "/faults", { endpoint = "upload.put", chunk = 2, status = 403 })
             assert.equal(201, status)
             local code, body, _, raw = app("POST", "/tiktok/posts", { user = "alice", json = {
@@ -413,7 +408,7 @@ describe("examples/openresty", function()
         it("answers 403 forbidden for another user's account, and nothing reaches TikTok", function()
             local before = sandbox_posts()
             local status, body = app("POST", "/tiktok/posts", { user = "mallory", json = {
-                account = alice_id, video_file = "clip.mp4", privacy = "SELF_ONLY" } })
+                account = alice_id, video_url = sb.env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4", privacy = "SELF_ONLY" } })
             assert.equal(403, status)
             assert.equal("forbidden", body.error.code)
             status, body = app("GET", "/tiktok/posts/" .. url_post .. "?account=" .. alice_id, { user = "mallory" })
@@ -423,7 +418,7 @@ describe("examples/openresty", function()
             assert.equal(403, status)
             assert.equal("forbidden", body.error.code)
             -- bob has his own account: alice's post is not his to read, with
-            -- alice's account (the app's check) nor with his own (TikTok's)
+            -- alice's account nor with his own (the app knows whose post it is)
             status, body = app("GET", "/tiktok/posts/" .. url_post, { user = "bob" })
             assert.equal(403, status)
             assert.equal("forbidden", body.error.code)
@@ -431,7 +426,7 @@ describe("examples/openresty", function()
             status, body = app("GET", "/tiktok/posts/" .. url_post .. "?account=" .. bobs.accounts[1].open_id,
                                { user = "bob" })
             assert.equal(403, status)
-            assert.equal("token_not_authorized_for_specified_publish_id", body.error.code)
+            assert.equal("forbidden", body.error.code)
             assert.equal(before, sandbox_posts())
         end)
 
@@ -488,9 +483,255 @@ describe("examples/openresty", function()
 
         it("answers 404 not_found when the user has no account to post with", function()
             local status, body = app("POST", "/tiktok/posts", { user = "nobody", json = {
-                video_file = "clip.mp4", privacy = "SELF_ONLY" } })
+                video_url = sb.env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4", privacy = "SELF_ONLY" } })
             assert.equal(404, status)
             assert.equal("not_found", body.error.code)
+        end)
+    end)
+
+    describe("security (issue 12)", function()
+        -- A store record written the way a script on a shared store would:
+        -- as the workers' user (the store's folder is theirs and private).
+        local function store_script(code)
+            local script = dir .. "/store-script.lua"
+            sandbox.write_file(script, "local cjson = require 'cjson'\n"
+                .. "local store = require('tiktok').store.file({ path = " .. ("%q"):format(dir .. "/app/data/store.json")
+                .. " })\n" .. code)
+            sandbox.exec("chmod 644 " .. sh(script))
+            local as = env.APP_WORKER_USER ~= sandbox.exec("id -un"):gsub("%s+$", "")
+                and ("runuser -u " .. sh(env.APP_WORKER_USER) .. " -- ") or ""
+            local out, rc = sandbox.exec(as .. "env LUA_PATH=" .. sh(os.getenv("LUA_PATH") or "")
+                .. " LUA_CPATH_5_4=" .. sh(sandbox.root .. "/build/5.4/?.so;;") .. " lua5.4 " .. sh(script))
+            assert(rc == 0, out)
+            return out
+        end
+
+        it("trusts X-User only from the configured proxy address with the shared secret; otherwise 401", function()
+            local status, me = app("GET", "/tiktok/me", { user = "alice" })
+            assert.equal(200, status)
+            assert.equal("alice", me.user)
+            assert.equal("proxy", me.via)
+            -- no secret, a wrong one, a workspace alone: 401
+            for _, h in ipairs({ { ["X-User"] = "alice" },
+                                 { ["X-User"] = "alice", ["X-Proxy-Secret"] = "x" .. PROXY_SECRET:sub(2) },
+                                 { ["X-Workspace"] = "acme" } }) do
+                local st, _, raw = sandbox.http("GET", env.APP_URL .. "/tiktok/accounts", { headers = h })
+                assert.equal(401, st, raw)
+                assert.equal("unauthenticated", cjson.decode(raw).error.code)
+            end
+            -- the right secret from an address that is not the proxy's
+            local st, _, raw = sandbox.http("GET", env.APP_URL .. "/tiktok/accounts", {
+                headers = { ["X-User"] = "alice", ["X-Proxy-Secret"] = PROXY_SECRET },
+                extra = { "--interface", "127.0.0.2" } })
+            assert.equal(401, st, raw)
+            assert.matches("trusted proxy", cjson.decode(raw).error.message, 1, true)
+        end)
+
+        it("has no stand-in sign-in in production: no client can choose its own identity", function()
+            local status, body = app("POST", "/tiktok/session", { form = { user = "alice" },
+                                                                   headers = { Origin = env.APP_URL } })
+            assert.equal(404, status)
+            assert.equal("not_found", body.error.code)
+            local st, me = app("GET", "/tiktok/me")
+            assert.equal(401, st)
+            assert.is_nil(me.signin)   -- the page shows no sign-in form
+        end)
+
+        it("keeps files per user: a name is looked up in the user's own folder, never outside it", function()
+            local before = sandbox_posts()
+            local files = env.APP_FILES_DIR
+            -- bob has an account but no clip.mp4 of his own: alice's is not his to post
+            local status, body, _, raw = app("POST", "/tiktok/posts", { user = "bob", json = {
+                video_file = "clip.mp4", privacy = "SELF_ONLY" } })
+            assert.equal(400, status, raw)
+            assert.same({ "Video file: there is no file 'clip.mp4' in your files folder" }, body.error.problems)
+            -- links in alice's folder that lead out of it; a path out of it
+            sandbox.exec("mkdir -p " .. sh(files .. "/bob") .. " && cp " .. sh(clip) .. " " .. sh(files .. "/bob/own.mp4")
+                         .. " && ln -sf ../bob/own.mp4 " .. sh(files .. "/alice/link.mp4")
+                         .. " && ln -sf /etc/passwd " .. sh(files .. "/alice/passwd.mp4"))
+            for _, name in ipairs({ "link.mp4", "passwd.mp4", "../bob/own.mp4", "/etc/passwd" }) do
+                status, body, _, raw = app("POST", "/tiktok/posts", { user = "alice", json = {
+                    video_file = name, privacy = "SELF_ONLY" } })
+                assert.equal(400, status, raw)
+                assert.equal("invalid_argument", body.error.code)
+                assert.is_nil(raw:find(files, 1, true), raw)
+            end
+            -- no answer names a server path: a file that is not a video
+            sandbox.write_file(files .. "/alice/notes.mp4", "not a video at all")
+            status, _, _, raw = app("POST", "/tiktok/posts", { user = "alice", json = {
+                video_file = "notes.mp4", privacy = "SELF_ONLY" } })
+            assert.is_true(status >= 400 and status < 500, raw)
+            assert.is_nil(raw:find(dir, 1, true), raw)
+            assert.equal(before, sandbox_posts())
+        end)
+
+        it("checks a post's owner first on every route, also while its upload runs", function()
+            local big = media.mp4(env.APP_FILES_DIR .. "/alice", { seconds = 2, size = 130000000 })
+            local _, fstatus = sb:admin("POST", "/faults", { endpoint = "upload.put", chunk = 1, delay_ms = 3000 })
+            assert.equal(201, fstatus)
+            local code, body, _, raw = app("POST", "/tiktok/posts", { user = "alice", json = {
+                video_file = big:match("[^/]+$"), privacy = "SELF_ONLY" } })
+            assert.equal(202, code, raw)
+            local id = body.publish_id
+            for _, r in ipairs({ { "POST", "/resume" }, { "GET", "" } }) do
+                local st, b, _, braw = app(r[1], "/tiktok/posts/" .. id .. r[2], { user = "bob" })
+                assert.equal(403, st, braw)
+                assert.equal("forbidden", b.error.code)
+            end
+            -- its owner is told that the upload runs
+            local st, b = app("POST", "/tiktok/posts/" .. id .. "/resume", { user = "alice" })
+            assert.equal(202, st)
+            assert.matches("^[qr]", b.upload)
+            assert.equal("PUBLISH_COMPLETE", wait_final(id, "alice").status)
+            os.remove(big)
+        end)
+
+        it("sends CSP and X-Frame-Options with every HTML answer, nosniff with every answer", function()
+            for _, path in ipairs({ "/tiktok/", "/tiktok/static/index.html", "/tiktok/no-such-page" }) do
+                local _, _, h = app("GET", path)
+                assert.matches("text/html", h["content-type"], 1, true)
+                assert.matches("frame-ancestors 'none'", h["content-security-policy"], 1, true)
+                assert.matches("default-src 'self'", h["content-security-policy"], 1, true)
+                assert.equal("DENY", h["x-frame-options"])
+            end
+            for _, user in ipairs({ "alice", false }) do   -- an answer and an error
+                local _, _, h = app("GET", "/tiktok/accounts", { user = user or nil })
+                assert.equal("application/json", h["content-type"])
+                assert.equal("nosniff", h["x-content-type-options"])
+            end
+        end)
+
+        it("keeps redirects relative: a Host header cannot steer them", function()
+            local status, _, h = app("GET", "/tiktok", { headers = { Host = "evil.example" } })
+            assert.equal(301, status)
+            assert.equal("/tiktok/", h.location)
+        end)
+
+        it("keeps the OAuth code and state out of the access log", function()
+            local log = sandbox.read_file(dir .. "/app/logs/access.log") or ""
+            assert.matches("GET /tiktok/callback ", log, 1, true)
+            assert.is_nil(log:find("code=", 1, true))
+            assert.is_nil(log:find("state=", 1, true))
+        end)
+
+        it("runs nginx's workers as a user of their own that owns the store and files folders", function()
+            local uid = sandbox.exec("id -u " .. sh(env.APP_WORKER_USER)):match("%d+")
+            local n = 0
+            for w in sandbox.exec("ps -o uid= --ppid " .. env.APP_PID):gmatch("%d+") do
+                n = n + 1
+                assert.equal(uid, w)
+                assert.are_not.equal("0", w)
+            end
+            assert.is_true(n >= 1)
+            if sandbox.exec("id -u"):match("%d+") == "0" then assert.equal("tiktok-app", env.APP_WORKER_USER) end
+            local owners = sandbox.exec("stat -c '%U %a' " .. sh(dir .. "/app/data") .. " " .. sh(env.APP_FILES_DIR)
+                                        .. " " .. sh(dir .. "/app/data/store.json"))
+            local lines = {}
+            for l in owners:gmatch("[^\n]+") do lines[#lines + 1] = l end
+            assert.same({ env.APP_WORKER_USER .. " 700", env.APP_WORKER_USER .. " 750",
+                          env.APP_WORKER_USER .. " 600" }, lines)
+        end)
+
+        -- Records a script put in the shared store: without an owner, or
+        -- alice's but made with another TikTok app (client key).
+        for _, case in ipairs({ { what = "stored without an owner (by a script)", rec = {} },
+                                { what = "of another client key", rec = { owner = "alice", access = "only_me",
+                                                                        client_key = "sbxanotherapp01" } } }) do
+            it("does not let the app's users use an account " .. case.what, function()
+                local id = "-scriptRecord" .. ("x"):rep(22)
+                local rec = { open_id = id, client_key = env.TIKTOK_CLIENT_KEY, access_token = "act.script",
+                              refresh_token = "rft.script", expires_at = os.time() + 3600,
+                              refresh_expires_at = os.time() + 86400,
+                              scopes = { "user.info.basic", "video.publish", "video.upload" } }
+                for k, v in pairs(case.rec) do rec[k] = v end
+                store_script(("assert(store:put(cjson.decode(%q)))"):format(cjson.encode(rec)))
+                local ok, err = pcall(function()
+                    local _, list = app("GET", "/tiktok/accounts", { user = "alice" })
+                    for _, a in ipairs(list.accounts) do assert.are_not.equal(id, a.open_id) end
+                    for _, r in ipairs({ { "GET", "/tiktok/creator?account=" .. id },
+                                         { "POST", "/tiktok/posts", { account = id, privacy = "SELF_ONLY",
+                                           video_url = sb.env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4" } } }) do
+                        local st, b, _, raw = app(r[1], r[2], { user = "alice", json = r[3] })
+                        assert.equal(403, st, raw)
+                        assert.equal("forbidden", b.error.code)
+                    end
+                    -- alice's own account is still the one she posts with by default
+                    local st, b = app("GET", "/tiktok/creator", { user = "alice" })
+                    assert.equal(200, st)
+                    assert.equal(alice_id, b.account)
+                end)
+                store_script(("assert(store:delete(%q))"):format(id))
+                assert(ok, err)
+            end)
+        end
+    end)
+
+    describe("the local development configuration (run's defaults)", function()
+        lazy_setup(function()
+            stop_app()
+            start_app(nil, "")
+        end)
+
+        lazy_teardown(function()
+            stop_app()
+            start_app()
+        end)
+
+        local function sign_in(user)
+            local status, _, h = app("POST", "/tiktok/session", { form = { user = user },
+                                                                   headers = { Origin = env.APP_URL } })
+            assert.equal(303, status)
+            assert.equal("/tiktok/", h.location)
+            return h["set-cookie"]
+        end
+
+        it("keeps nginx on loopback, and the page says the sign-in is a stand-in", function()
+            assert.matches("^http://127%.0%.0%.1:%d+$", env.APP_URL)
+            assert.equal("standin", env.APP_SIGNIN)
+            local conf = sandbox.read_file(dir .. "/app/conf/nginx.conf")
+            for listen in conf:gmatch("listen%s+([^;]+);") do assert.matches("^127%.0%.0%.1:%d+$", listen) end
+            local status, me = app("GET", "/tiktok/me")
+            assert.equal(401, status)
+            assert.equal("standin", me.signin)
+            local _, _, _, page = app("GET", "/tiktok/")
+            assert.matches("stand-in", page, 1, true)
+            assert.matches("local development only", page, 1, true)
+        end)
+
+        it("does not trust X-User by default: 401, even next to a valid session", function()
+            local pair = cookie_pair(sign_in("carol"))
+            for _, h in ipairs({ { ["X-User"] = "alice" }, { ["X-User"] = "alice", Cookie = pair } }) do
+                local status, body = app("GET", "/tiktok/accounts", { headers = h })
+                assert.equal(401, status)
+                assert.equal("unauthenticated", body.error.code)
+            end
+        end)
+
+        it("signs in with a session kept on the server (HttpOnly, SameSite=Lax); a forged id is refused", function()
+            local set = sign_in("carol")
+            assert.matches("HttpOnly", set, 1, true)
+            assert.matches("SameSite=Lax", set, 1, true)
+            assert.not_matches("Secure", set, 1, true)   -- plain http on loopback
+            assert.not_matches("carol", set, 1, true)     -- an id, not the name
+            local pair = cookie_pair(set)
+            local status, me = app("GET", "/tiktok/me", { headers = { Cookie = pair } })
+            assert.equal(200, status)
+            assert.same({ user = "carol", via = "session", signin = "standin" }, me)
+            local forged = pair:gsub("=(%x)", function(c) return "=" .. (c == "0" and "1" or "0") end)
+            status = app("GET", "/tiktok/me", { headers = { Cookie = forged } })
+            assert.equal(401, status)
+        end)
+
+        it("signing out ends the session on the server: a kept copy of the cookie no longer works", function()
+            local pair = cookie_pair(sign_in("dave"))
+            local status = app("GET", "/tiktok/me", { headers = { Cookie = pair } })
+            assert.equal(200, status)
+            local st, _, h = app("POST", "/tiktok/session", { form = { user = "" },
+                                                               headers = { Origin = env.APP_URL, Cookie = pair } })
+            assert.equal(303, st)
+            assert.matches("Max-Age=0", h["set-cookie"], 1, true)
+            status = app("GET", "/tiktok/me", { headers = { Cookie = pair } })
+            assert.equal(401, status)
         end)
     end)
 
@@ -630,7 +871,7 @@ print(json.dumps({"start": start, "slowest": ["%.1f ms at %.2f s" % (r[0] * 1000
                              .. "done; [ -w /proc/" .. spid .. "/autogroup ] && echo 19 > /proc/" .. spid
                              .. "/autogroup")
             end
-            local big = media.mp4(env.APP_FILES_DIR, { seconds = 2, size = 300000000 })
+            local big = media.mp4(env.APP_FILES_DIR .. "/alice", { seconds = 2, size = 300000000 })
             -- The file is sparse: the first read of its holes makes the kernel
             -- zero-fill 300 MB of page cache (slow on this VM, and it stalls
             -- every process, the prober too). A real video was written or

@@ -13,6 +13,7 @@ local RUN = ROOT .. "/examples/openresty/run"
 local BROWSER = ROOT .. "/examples/openresty/browser"
 local ARTIFACTS = ROOT .. "/spec/example/artifacts"
 local CHROMIUM = os.getenv("CHROMIUM") or "/usr/bin/chromium"
+local PROXY_SECRET = "browser-spec-proxy-secret-0123456789abcdef"
 
 local function have(cmd)
     local _, rc = sandbox.exec("command -v " .. cmd)
@@ -29,7 +30,10 @@ describe("examples/openresty in a browser", function()
         sb:configure({ delays = { processing_ms = 50, moderation_ms = 50 },
                        rate_limits = { ["video.init"] = 100, ["creator_info"] = 100, ["status.fetch"] = 100 } })
         media.mp4(sb.env.TIKTOK_MEDIA_DIR, { seconds = 2 })
-        local out, rc = sandbox.exec(sh(RUN) .. " start --dir " .. sh(dir))
+        -- The page signs in with the stand-in sign-in (local development);
+        -- this spec reads the app's answers as a trusted proxy would.
+        local out, rc = sandbox.exec("APP_SIGNIN=standin APP_TRUSTED_PROXIES=127.0.0.1 APP_PROXY_SECRET="
+                                     .. PROXY_SECRET .. " " .. sh(RUN) .. " start --dir " .. sh(dir))
         assert(rc == 0, "examples/openresty/run start failed:\n" .. out)
         env = sandbox.read_env(dir .. "/env")
     end)
@@ -89,7 +93,7 @@ describe("examples/openresty in a browser", function()
 
         -- The account is stored for the user who signed in on the page.
         local status, _, body = sandbox.http("GET", env.APP_URL .. "/tiktok/accounts",
-                                             { headers = { ["X-User"] = "alice" } })
+                                             { headers = { ["X-User"] = "alice", ["X-Proxy-Secret"] = PROXY_SECRET } })
         assert.equal(200, status)
         local accounts = cjson.decode(body).accounts
         assert.equal(1, #accounts)

@@ -70,9 +70,14 @@ async function start() {
   if (q.toString()) history.replaceState(null, '', location.pathname);
 
   const me = await api('GET', '/tiktok/me');
-  if (me.status === 401) { show($('signin'), true); return; }
+  if (me.status === 401) {
+    if (me.data && me.data.signin === 'standin') show($('signin'), true);
+    else flash('You are not signed in. Sign in through the app\'s own sign-in, then open this page again.', 'error');
+    return;
+  }
   if (me.status !== 200) { flash(errorText(me.data, me.status), 'error'); return; }
   $('me').textContent = me.data.user + (me.data.workspace ? ' (' + me.data.workspace + ')' : '');
+  show($('signout'), me.data.via === 'session');
   show($('session'), true);
 
   const acc = await api('GET', '/tiktok/accounts');

@@ -18,7 +18,9 @@ local STATE_COOKIE = "tiktok_oauth"
 local OAUTH_TTL = 600            -- seconds a connection attempt may take
 
 --- accounts.pick(who, open_id_or_nil) -> open_id | nil, err: the account
--- named (when `who` may use it), else the only one `who` can use.
+-- named (when `who` may use it), else the only one `who` can use. (The
+-- library hides accounts a script stored without an owner from anyone
+-- acting `as` a user, and records of another client key.)
 function _M.pick(who, given)
     return conn():pick_account(given, { as = as_of(who) })
 end
@@ -38,7 +40,7 @@ function _M.connect()
     end
     -- PKCE: the verifier stays on the server, next to the state, with the
     -- user who started; the browser's cookie carries only the state.
-    local url, state, verifier = conn():authorize_url({ disable_auto_auth = true, pkce = true })
+    local url, state, verifier = conn():authorize_url({ disable_auto_auth = true })
     local ok, derr = ngx.shared.tiktok_oauth:set(state, json.encode({ verifier = verifier, access = access,
                                                                       user = who.user }), OAUTH_TTL)
     if not ok then

@@ -3,7 +3,7 @@
 local tiktok = require "tiktok"
 local util = require "tiktok.util"
 
-local error, tostring = error, tostring
+local error, tostring, next = error, tostring, next
 local ngx = ngx
 
 local _M = {}
@@ -36,6 +36,10 @@ function _M.load()
     if not u or (u.scheme ~= "http" and u.scheme ~= "https") or (u.path ~= "" and u.path ~= "/") then
         bad("APP_URL must be the app's http(s) origin (https://app.example), got " .. app_url)
     end
+    if env("APP_TRUST_X_USER") then
+        bad("APP_TRUST_X_USER is gone: identity headers are trusted only from APP_TRUSTED_PROXIES with "
+            .. "APP_PROXY_SECRET (see examples/openresty/README.md, Who is asking)")
+    end
     local c = {
         client_key = env("TIKTOK_CLIENT_KEY", true),
         client_secret = env("TIKTOK_CLIENT_SECRET", true),
@@ -45,14 +49,34 @@ function _M.load()
         audited = env("TIKTOK_AUDITED") ~= "0",
         app_url = app_url,
         origin = app_url,
-        loopback = util.is_loopback(u.host),
         secure = u.scheme == "https",
-        secret = env("APP_SECRET", true),
         store = env("APP_STORE", true),
         files_dir = env("APP_FILES_DIR"),
-        trust_x_user = env("APP_TRUST_X_USER") == "1",
+        signin = env("APP_SIGNIN") or "off",
+        proxies = {},
+        proxy_secret = env("APP_PROXY_SECRET"),
     }
-    if #c.secret < 32 then bad("APP_SECRET must be at least 32 characters") end
+    if c.files_dir then c.files_dir = c.files_dir:gsub("/+$", "") end
+    for addr in (env("APP_TRUSTED_PROXIES") or ""):gmatch("[^%s,]+") do c.proxies[addr] = true end
+    c.trust_proxy = next(c.proxies) ~= nil
+    if c.trust_proxy and (not c.proxy_secret or #c.proxy_secret < 32) then
+        bad("APP_TRUSTED_PROXIES needs APP_PROXY_SECRET: at least 32 characters that the proxy sends in "
+            .. "X-Proxy-Secret (identity headers are trusted only with it)")
+    end
+    if c.signin ~= "standin" and c.signin ~= "off" then
+        bad("APP_SIGNIN must be standin (local development) or off, got " .. c.signin)
+    end
+    -- The stand-in sign-in takes a name without any credential: it must
+    -- never face a network, so it works only for a loopback APP_URL.
+    if c.signin == "standin" and not util.is_loopback(u.host) then
+        bad("APP_SIGNIN=standin (a sign-in without credentials) is for local development only: APP_URL must "
+            .. "be a loopback address; in production put the app behind your proxy (APP_TRUSTED_PROXIES, "
+            .. "APP_PROXY_SECRET) or your own sign-in")
+    end
+    if not c.trust_proxy and c.signin == "off" then
+        bad("nobody could sign in: set APP_TRUSTED_PROXIES and APP_PROXY_SECRET (production) or "
+            .. "APP_SIGNIN=standin (local development)")
+    end
     c.redirect_uri = app_url .. "/tiktok/callback"
     cfg = c
     _M.cfg = c

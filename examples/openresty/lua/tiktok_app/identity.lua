@@ -1,17 +1,20 @@
 -- tiktok_app.identity: who is asking. The app's own user (and workspace)
--- comes from the request: the X-User header behind a trusted proxy, or the
--- session cookie set by the stand-in sign-in (POST /tiktok/session).
+-- comes from the request: the X-User header set by the trusted proxy in
+-- front of the app (production), or the session of the stand-in sign-in
+-- (POST /tiktok/session, local development only).
 local tiktok = require "tiktok"
 local config = require "tiktok_app.config"
 local reply = require "tiktok_app.reply"
+local json = require "tiktok.json"
 
-local type, tonumber = type, tonumber
+local type, tostring = type, tostring
 local ngx = ngx
 
 local _M = {}
 
 local SESSION_COOKIE = "tiktok_app_session"
 local SESSION_TTL = 7 * 86400
+local PROXY_SECRET_HEADER = "X-Proxy-Secret"
 
 local NAME = "^[%w][%w%._@%-]*$"
 
@@ -22,54 +25,86 @@ end
 local valid_name = _M.valid_name
 local NAME_RULE = "1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
 
-local function hex(s)
-    return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+-- ------------------------------------------------------- server-side sessions
+-- A session is a random id in the cookie and { user, workspace } in the
+-- shared dict tiktok_sessions: signing out deletes it, so a copy of the
+-- cookie is worth nothing afterwards.
+
+--- identity.start_session(user, workspace) -> Set-Cookie value | nil, err
+-- (your own sign-in calls this once it has checked the person's credentials)
+function _M.start_session(user, workspace)
+    local sid = tiktok.core.random_hex(16)
+    local ok, err = ngx.shared.tiktok_sessions:set(sid, json.encode({ user = user, workspace = workspace }),
+                                                   SESSION_TTL)
+    if not ok then return nil, err end
+    return _M.cookie(SESSION_COOKIE, sid, "/tiktok/", SESSION_TTL)
 end
 
-local function sign(payload)
-    return hex(ngx.hmac_sha1(config.cfg.secret, "tiktok-example-session|" .. payload))
+local function session_id()
+    local sid = ngx.var["cookie_" .. SESSION_COOKIE]
+    if type(sid) == "string" and #sid == 32 and sid:match("^%x+$") then return sid end
+    return nil
 end
 
-local function session_value(user, workspace)
-    local payload = user .. "~" .. (workspace or "") .. "~" .. ngx.time()
-    return payload .. "~" .. sign(payload)
+local function read_session()
+    local sid = session_id()
+    local s = sid and ngx.shared.tiktok_sessions:get(sid)
+    s = s and json.decode(s)
+    if type(s) ~= "table" or not valid_name(s.user) then return nil end
+    return { user = s.user, workspace = s.workspace }
 end
 
-local function read_session(value)
-    if type(value) ~= "string" then return nil end
-    local user, ws, ts, mac = value:match("^([^~]+)~([^~]*)~(%d+)~(%x+)$")
-    if not user then return nil end
-    local payload = user .. "~" .. ws .. "~" .. ts
-    if not tiktok.core.consteq(mac, sign(payload)) then return nil end
-    if tonumber(ts) + SESSION_TTL < ngx.time() then return nil end
-    if not valid_name(user) or (ws ~= "" and not valid_name(ws)) then return nil end
-    return { user = user, workspace = ws ~= "" and ws or nil }
+--- identity.end_session() -> Set-Cookie value that clears the cookie
+function _M.end_session()
+    local sid = session_id()
+    if sid then ngx.shared.tiktok_sessions:delete(sid) end
+    return _M.cookie(SESSION_COOKIE, "", "/tiktok/", 0)
+end
+
+-- ----------------------------------------------------------- who is asking
+
+-- The proxy's identity headers count only from a configured proxy address
+-- that also sends the shared secret.
+local function from_trusted_proxy(cfg)
+    if not cfg.trust_proxy or not cfg.proxies[ngx.var.remote_addr] then return false end
+    local given = ngx.req.get_headers(50)[PROXY_SECRET_HEADER]
+    return type(given) == "string" and tiktok.core.consteq(given, cfg.proxy_secret)
 end
 
 --- identity.principal() -> { user, workspace }, how | nil, why
+-- X-User (and X-Workspace) from the trusted proxy; otherwise the session of
+-- the stand-in sign-in. A request that carries identity headers any other
+-- way is refused outright (never quietly mixed with a cookie).
 function _M.principal()
     local cfg = config.cfg
-    if cfg.trust_x_user then
-        local user = ngx.var.http_x_user
-        if user then
-            local ws = ngx.var.http_x_workspace
-            if not valid_name(user) or (ws and not valid_name(ws)) then
-                return nil, "X-User and X-Workspace must be " .. NAME_RULE
-            end
-            return { user = user, workspace = ws }, "header"
+    local user, ws = ngx.var.http_x_user, ngx.var.http_x_workspace
+    if user or ws then
+        if not from_trusted_proxy(cfg) then
+            return nil, "X-User and X-Workspace are accepted only from the app's trusted proxy (with its "
+                        .. "secret); this request is not from it"
         end
+        if not valid_name(user) or (ws and not valid_name(ws)) then
+            return nil, "X-User and X-Workspace must be " .. NAME_RULE
+        end
+        return { user = user, workspace = ws }, "proxy"
     end
-    local s = read_session(ngx.var["cookie_" .. SESSION_COOKIE])
-    if s then return s, "cookie" end
+    if cfg.signin == "standin" then
+        local s = read_session()
+        if s then return s, "session" end
+    end
     return nil
+end
+
+local function not_signed_in_text(cfg)
+    if cfg.signin == "standin" then return "sign in first: open /tiktok/ and give your name" end
+    return "not signed in: this app takes its users from the proxy in front of it"
 end
 
 --- identity.need() -> who | nil (after answering 401)
 function _M.need()
     local who, why = _M.principal()
     if who then return who end
-    reply.fail_with(401, "unauthenticated", why or ("sign in first: open /tiktok/ and give your name"
-                    .. (config.cfg.trust_x_user and ", or send the X-User header" or "")))
+    reply.fail_with(401, "unauthenticated", why or not_signed_in_text(config.cfg))
     return nil
 end
 
@@ -109,31 +144,44 @@ function _M.add_cookie(c)
     end
 end
 
--- GET /tiktok/me: who the app thinks you are.
+-- GET /tiktok/me: who the app thinks you are, and which sign-in it offers
+-- (`signin`: "standin" when the page may show the stand-in sign-in form).
 function _M.me()
     if not reply.method("GET") then return end
+    local cfg = config.cfg
+    local signin = cfg.signin == "standin" and "standin" or nil
     local who, how = _M.principal()
-    if not who then return _M.need() end
-    return reply.send(200, { user = who.user, workspace = who.workspace, via = how })
+    if not who then
+        return reply.send(401, { error = reply.error_body(tiktok.errors.new("unauthenticated",
+                                 how or not_signed_in_text(cfg))), signin = signin })
+    end
+    return reply.send(200, { user = who.user, workspace = who.workspace, via = how, signin = signin })
 end
 
--- POST /tiktok/session (form: user, workspace): the example's stand-in for
--- your app's own sign-in. An empty user signs out.
+-- POST /tiktok/session (form: user, workspace): the stand-in for your app's
+-- own sign-in, for local development only (APP_SIGNIN=standin, loopback
+-- APP_URL): a name, no credential. An empty user signs out.
 function _M.session()
     if not reply.method("POST") then return end
+    if config.cfg.signin ~= "standin" then
+        return reply.fail_with(404, "not_found", "the stand-in sign-in is off (APP_SIGNIN); sign in through the "
+                               .. "app's own sign-in")
+    end
     if not _M.same_origin() then return end
     ngx.req.read_body()
     local form = ngx.req.get_post_args(10) or {}
     local user, ws = form.user, form.workspace
     if type(ws) ~= "string" or ws == "" then ws = nil end
     if user == nil or user == "" then
-        _M.add_cookie(_M.cookie(SESSION_COOKIE, "", "/tiktok/", 0))
+        _M.add_cookie(_M.end_session())
         return reply.redirect("/tiktok/", 303)
     end
     if not valid_name(user) or (ws and not valid_name(ws)) then
         return reply.fail_with(400, "invalid_argument", "user and workspace must be " .. NAME_RULE)
     end
-    _M.add_cookie(_M.cookie(SESSION_COOKIE, session_value(user, ws), "/tiktok/", SESSION_TTL))
+    local c, err = _M.start_session(user, ws)
+    if not c then return reply.fail_with(503, "busy", "cannot sign in now (" .. tostring(err) .. ")") end
+    _M.add_cookie(c)
     return reply.redirect("/tiktok/", 303)
 end
 

@@ -50,7 +50,6 @@ _M.init_worker = config.init_worker
 -- GET /tiktok/: the page.
 function _M.page()
     if not reply.method("GET") then return end
-    reply.security_headers(true)
     ngx.header["Content-Type"] = "text/html; charset=utf-8"
     ngx.header["Cache-Control"] = "no-store"
     ngx.print(page)

@@ -6,28 +6,16 @@
 -- that are this app's own (no user: 401, wrong method: 405) name theirs.
 local errors = require "tiktok.errors"
 local json = require "tiktok.json"
+local files = require "tiktok_app.files"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local ngx = ngx
 
 local _M = {}
 
--- The page's Content-Security-Policy: its own script and style only, no
--- framing; pictures (the creator's avatar) and the video preview come from
--- TikTok's (or the sandbox's) https hosts.
-_M.CSP = "default-src 'self'; img-src 'self' https: data:; media-src https: blob:; object-src 'none'; "
-    .. "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
--- Headers of every answer the Lua code makes (nginx.conf sets the same on
--- the static files).
-function _M.security_headers(html)
-    ngx.header["X-Content-Type-Options"] = "nosniff"
-    ngx.header["Referrer-Policy"] = "same-origin"
-    if html then
-        ngx.header["Content-Security-Policy"] = _M.CSP
-        ngx.header["X-Frame-Options"] = "DENY"
-    end
-end
+-- The security headers (Content-Security-Policy, X-Frame-Options, nosniff,
+-- Referrer-Policy) are nginx.conf's: one place for every answer, the
+-- static files and nginx's own error pages included.
 
 --- reply.list(t) -> a copy of the sequence t marked as a JSON array
 function _M.list(t)
@@ -39,7 +27,6 @@ end
 --- reply.send(status, body[, headers]): a JSON answer, and the end of the request.
 function _M.send(status, body, headers)
     ngx.status = status
-    _M.security_headers(false)
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Cache-Control"] = "no-store"
     for k, v in pairs(headers or {}) do ngx.header[k] = v end
@@ -58,7 +45,8 @@ function _M.error_body(err)
         e.fields = f
     end
     if err.choices then e.choices = _M.list(err.choices) end
-    e.publish_id, e.log_id, e.detail = err.publish_id, err.log_id, err.detail
+    e.message, e.detail = files.hide_paths(e.message), files.hide_paths(err.detail)
+    e.publish_id, e.log_id = err.publish_id, err.log_id
     e.retry_after, e.fail_reason = err.retry_after, err.fail_reason
     if err.reauth then e.reauth = true end
     return e
@@ -110,7 +98,6 @@ end
 --- reply.redirect(path): 302/303 to a path of this app (never a full URL:
 -- with `absolute_redirect off` the Host header cannot steer it).
 function _M.redirect(path, status)
-    _M.security_headers(false)
     ngx.header["Cache-Control"] = "no-store"
     return ngx.redirect(path, status or 302)
 end
