@@ -819,8 +819,12 @@ describe("tiktok (command line)", function()
                                "--brand-third-party" })
                 assert.equal(3, r.code)
                 assert.matches("tiktok post: the post breaks 2 rules (invalid_settings):\n  - ", r.err, 1, true)
-                assert.matches("duets cannot be allowed on a SELF_ONLY", r.err, 1, true)
+                -- in the command line's words: its flags, not Lua option names
+                assert.matches("--allow-duets cannot be allowed on a SELF_ONLY", r.err, 1, true)
+                assert.matches("leave out --allow-duets", r.err, 1, true)
                 assert.matches("Branded content visibility cannot be set to private", r.err, 1, true)
+                assert.matches("leave out --brand-third-party", r.err, 1, true)
+                assert.not_matches("= false", r.err, 1, true)
                 assert.matches("hint: `tiktok creator` shows what this account allows", r.err, 1, true)
                 assert.equal(0, count("video.init"))
                 local e = json_of(tk({ "--json", "post", "--file", clip, "--privacy", "FOLLOWER_OF_CREATOR" })).error
