@@ -8,10 +8,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -21,6 +24,10 @@
 #define SESSION_MT "tiktok.core.session"
 #define MAX_BODY (16 * 1024 * 1024)     /* cap on any response body */
 #define MAX_HEADERS (64 * 1024)
+/* CURLOPT_UPLOAD_BUFFERSIZE came with libcurl 7.62.0; its bounds. */
+#define TT_HAS_UPLOAD_BUFFERSIZE (LIBCURL_VERSION_NUM >= 0x073e00)
+#define TT_MIN_UPLOAD_BUFFER 16384L
+#define TT_MAX_UPLOAD_BUFFER 2097152L
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -68,9 +75,10 @@ static tt_session *check_session(lua_State *L, int idx) {
   return s;
 }
 
-/* A duration option in ms. def < 0: required (the defaults live in Lua,
- * tiktok.connection, so C raises instead of inventing one). */
-static long opt_ms(lua_State *L, int t, const char *k, long def) {
+/* A non-negative integer option (durations in ms, nice, buffer_size).
+ * def < 0: required (the defaults live in Lua, tiktok.connection, so C
+ * raises instead of inventing one). */
+static long opt_int(lua_State *L, int t, const char *k, long def) {
   long v;
   lua_getfield(L, t, k);
   if (lua_isnil(L, -1)) {
@@ -104,9 +112,9 @@ static int l_session(lua_State *L) {
   long cto, to, ls;
   luaL_checktype(L, 1, LUA_TTABLE);
   ca = opt_str(L, 1, "ca_file", NULL);
-  cto = opt_ms(L, 1, "connect_timeout_ms", -1);
-  to = opt_ms(L, 1, "timeout_ms", -1);
-  ls = opt_ms(L, 1, "low_speed_ms", -1);
+  cto = opt_int(L, 1, "connect_timeout_ms", -1);
+  to = opt_int(L, 1, "timeout_ms", -1);
+  ls = opt_int(L, 1, "low_speed_ms", -1);
   s = lua_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);
   s->body.max = MAX_BODY; s->headers.max = MAX_HEADERS;
@@ -339,7 +347,7 @@ static int l_request(lua_State *L) {
   method = opt_str(L, 2, "method", NULL);
   url = opt_str(L, 2, "url", &urllen);
   body = opt_str(L, 2, "body", &bodylen);
-  timeout = opt_ms(L, 2, "timeout_ms", s->timeout_ms);
+  timeout = opt_int(L, 2, "timeout_ms", s->timeout_ms);
   if (!method) method = "GET";
   if (!url) return luaL_error(L, "option 'url' is required");
   if (!clean_line(url, urllen) || strlen(url) != urllen)
@@ -389,6 +397,7 @@ typedef struct {
   double last_call;
   curl_off_t last_bytes;
   int read_errno;
+  long reads;                  /* read callback calls (for tuning buffer_size) */
 } tt_put;
 
 static size_t on_read(char *buf, size_t sz, size_t n, void *ud) {
@@ -400,6 +409,7 @@ static size_t on_read(char *buf, size_t sz, size_t n, void *ud) {
   do { got = pread(u->fd, buf, want, (off_t)(u->offset + u->pos)); } while (got < 0 && errno == EINTR);
   if (got <= 0) { u->read_errno = got < 0 ? errno : EIO; return CURL_READFUNC_ABORT; }
   u->pos += got;
+  u->reads++;
   return (size_t)got;
 }
 
@@ -434,12 +444,59 @@ static int64_t opt_i64(lua_State *L, int t, const char *k) {
   return v;
 }
 
+/* ------------------------------------------------- thread priority (nice)
+ *
+ * session:upload{ nice = N } lowers the calling thread's scheduling
+ * priority by N (Linux: setpriority(PRIO_PROCESS, gettid()) acts on one
+ * thread) for the duration of the PUT, so that a worker thread that
+ * encrypts and sends a chunk yields the CPU to nginx's event loop.
+ *
+ * Lowering is always allowed. Raising it back is not, for an unprivileged
+ * thread, unless RLIMIT_NICE permits (it is 0 by default) or the process
+ * has CAP_SYS_NICE: then the restore fails (EACCES) and the thread stays
+ * at the lowered priority. base remembers, per thread, the priority from
+ * before the first lowering that could not be undone, so the next upload on
+ * that thread aims at base + N again instead of drifting down by N every
+ * time. A thread-local, because nice is a property of the thread. */
+static __thread int nice_base = INT_MIN;   /* INT_MIN: nothing to remember */
+
+typedef struct { int active; pid_t tid; int old; } tt_nice;
+
+static void nice_lower(tt_nice *n, int by) {
+  int target;
+  n->active = 0;
+  if (by <= 0) return;
+  n->tid = (pid_t)syscall(SYS_gettid);
+  errno = 0;
+  n->old = getpriority(PRIO_PROCESS, (id_t)n->tid);
+  if (n->old == -1 && errno != 0) return;
+  target = (nice_base != INT_MIN ? nice_base : n->old) + by;
+  if (target > 19) target = 19;
+  if (n->old >= target) return;            /* already as low (a failed restore) */
+  if (setpriority(PRIO_PROCESS, (id_t)n->tid, target) == 0) n->active = 1;
+}
+
+static void nice_restore(tt_nice *n) {
+  if (!n->active) return;
+  if (setpriority(PRIO_PROCESS, (id_t)n->tid, n->old) == 0) {
+    nice_base = INT_MIN;
+  } else if (nice_base == INT_MIN) {
+    nice_base = n->old;                     /* EACCES/EPERM: stays lowered */
+  }
+  n->active = 0;
+}
+
 /* session:upload{ url, path, offset, length, total, content_type,
- *                 timeout_ms, progress = function(bytes_sent_in_chunk) }
- *   -> { status, headers, body, connects } | nil, kind, message, sent
+ *                 timeout_ms, progress = function(bytes_sent_in_chunk),
+ *                 nice = N, buffer_size = BYTES }
+ *   -> { status, headers, body, connects, reads } | nil, kind, message, sent
  * timeout_ms is required (0: no limit on the whole PUT, only the session's
  * low_speed_ms). progress returning false stops the upload: nil, "aborted";
  * an error raised in it is raised again once the transfer is cleaned up.
+ * nice (0-19, default 0: unchanged) lowers the calling thread's priority
+ * by N for this PUT only (see above); buffer_size (16 KiB to 2 MiB) sets
+ * CURLOPT_UPLOAD_BUFFERSIZE, the most the read callback is asked for at
+ * once (libcurl's default is 64 KiB); reads counts those calls.
  * Streams [offset, offset+length) of the file with pread: no chunk is ever
  * held in memory. */
 static int l_upload(lua_State *L) {
@@ -452,7 +509,9 @@ static int l_upload(lua_State *L) {
   struct curl_slist *hl = NULL, *nl;
   tt_put u;
   CURLcode rc;
-  int top;
+  int top, n;
+  long nice, bufsize;
+  tt_nice pri;
   luaL_checktype(L, 2, LUA_TTABLE);
   memset(&u, 0, sizeof u);
   u.L = L; u.fd = -1;
@@ -463,7 +522,15 @@ static int l_upload(lua_State *L) {
   u.offset = opt_i64(L, 2, "offset");
   u.length = opt_i64(L, 2, "length");
   total = opt_i64(L, 2, "total");
-  timeout = opt_ms(L, 2, "timeout_ms", -1);
+  timeout = opt_int(L, 2, "timeout_ms", -1);
+  nice = opt_int(L, 2, "nice", 0);
+  if (nice > 19) return luaL_error(L, "option 'nice' must be between 0 and 19");
+  bufsize = opt_int(L, 2, "buffer_size", 0);
+  if (bufsize != 0 && (bufsize < TT_MIN_UPLOAD_BUFFER || bufsize > TT_MAX_UPLOAD_BUFFER))
+    return luaL_error(L, "option 'buffer_size' must be between 16384 and 2097152 bytes");
+#if !TT_HAS_UPLOAD_BUFFERSIZE
+  if (bufsize != 0) return luaL_error(L, "option 'buffer_size' needs libcurl 7.62.0 or later");
+#endif
   if (u.length == 0 || u.offset + u.length > total) return luaL_error(L, "invalid byte range");
   if (!clean_line(url, urllen) || !clean_line(ctype, ctlen) || ctlen > 64)
     return tt_fail(L, "invalid", 0, "the URL or content type contains a line break");
@@ -492,12 +559,17 @@ static int l_upload(lua_State *L) {
   curl_easy_setopt(s->curl, CURLOPT_READDATA, &u);
   curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)u.length);
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, hl);
+#if TT_HAS_UPLOAD_BUFFERSIZE
+  if (bufsize) curl_easy_setopt(s->curl, CURLOPT_UPLOAD_BUFFERSIZE, bufsize);
+#endif
   if (u.progress_ref) {
     curl_easy_setopt(s->curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(s->curl, CURLOPT_XFERINFOFUNCTION, on_xfer);
     curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, &u);
   }
+  nice_lower(&pri, (int)nice);
   rc = curl_easy_perform(s->curl);
+  nice_restore(&pri);               /* before anything below can raise */
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   curl_slist_free_all(hl);
   close(u.fd);
@@ -509,7 +581,9 @@ static int l_upload(lua_State *L) {
     return tt_fail(L, "file", 1, "reading the file failed: %s", strerror(u.read_errno));
   if (rc == CURLE_ABORTED_BY_CALLBACK && u.cancelled)
     return tt_fail(L, "aborted", 1, "the progress callback cancelled the upload");
-  return finish(L, s, rc);
+  n = finish(L, s, rc);
+  if (n == 1) { lua_pushinteger(L, (lua_Integer)u.reads); lua_setfield(L, -2, "reads"); }
+  return n;
 }
 
 

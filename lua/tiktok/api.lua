@@ -262,12 +262,13 @@ function _M.cancel(ctx, token, publish_id)
 end
 
 -- One chunk PUT. Returns { status, first, last, total } (the server's
--- progress from its Content-Range) or nil, err.
+-- progress from its Content-Range) or nil, err. chunk.nice and
+-- chunk.buffer_size go to session:upload as they are (nil: unchanged).
 function _M.put_chunk(ctx, upload_url, chunk)
     local res, kind, message, sent = ctx.session:upload({
         url = upload_url, path = chunk.path, offset = chunk.offset, length = chunk.length,
         total = chunk.total, content_type = chunk.content_type, progress = chunk.progress,
-        timeout_ms = chunk.timeout_ms,
+        timeout_ms = chunk.timeout_ms, nice = chunk.nice, buffer_size = chunk.buffer_size,
     })
     if not res then
         return nil, transport_error(ctx, "chunk upload", kind, message, sent)

@@ -244,7 +244,7 @@ describe("tiktok.store.file: private folder, no symbolic links", function()
     end)
 
     it("refuses a folder that belongs to another user", function()
-        local foreign, path = dir .. "/foreign", nil
+        local foreign, path = dir .. "/foreign"
         if tiktok.core.check_private_dir("/") then      -- running as root: make one
             sh("mkdir -m 0700 '" .. foreign .. "' && chown 65534 '" .. foreign .. "'")
             path = foreign .. "/accounts.json"

@@ -376,3 +376,123 @@ describe("tiktok.errors.from_core", function()
         assert.not_matches("SECRETTOKEN", f.message)
     end)
 end)
+
+describe("session:upload{ nice, buffer_size }", function()
+    local sandbox = require "helpers.sandbox"
+    local tt = require "helpers.tt"
+    local tiktok = require "tiktok"
+    local sb, dir, conn, open_id
+
+    sandbox.use(function(s, d) sb, dir = s, d end, { tmpdir = true })
+    before_each(function() conn = nil end)   -- a new account per test: init is rate limited per token
+
+    -- A fresh upload URL from a real init (detach: nothing sent yet).
+    local function job_of(size)
+        if not conn then
+            conn = tt.connect(sb)
+            open_id = tt.account(conn).open_id
+        end
+        local clip = media.mp4(dir, { seconds = 2, size = size })
+        local res = assert(tiktok.post({ connection = conn, account = open_id, video_file = clip,
+                                         privacy = "SELF_ONLY", detach = true }))
+        return assert(conn.store:get_upload(res.publish_id))
+    end
+
+    local function session()
+        return core.session({ ca_file = sb.env.TIKTOK_CA_FILE, connect_timeout_ms = 5000, timeout_ms = 60000,
+                              low_speed_ms = 0 })
+    end
+
+    local function put(s, job, extra)
+        local o = { url = job.upload_url, path = job.path, offset = 0, length = job.size, total = job.size,
+                    content_type = job.content_type, timeout_ms = 0 }
+        for k, v in pairs(extra) do o[k] = v end
+        return s:upload(o)
+    end
+
+    -- This thread's nice value: field 19 of /proc/thread-self/stat.
+    local function thread_nice()
+        local f = assert(io.open("/proc/thread-self/stat"))
+        local stat = f:read("*a")
+        f:close()
+        local fields = {}
+        for w in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = w end
+        return tonumber(fields[17])
+    end
+
+    it("lowers this thread's priority by nice during the PUT only", function()
+        local s, before, seen = session(), thread_nice(), {}
+        local res = assert(put(s, job_of(3000000), { nice = 7, progress = function()
+            seen[#seen + 1] = thread_nice()
+        end }))
+        assert.equal(201, res.status)
+        assert.is_true(#seen >= 1)
+        for _, n in ipairs(seen) do assert.equal(math.min(19, before + 7), n) end
+        assert.equal(before, thread_nice())
+        -- nice = 0 (the default) leaves it alone
+        seen = {}
+        assert(put(s, job_of(3000000), { progress = function() seen[#seen + 1] = thread_nice() end }))
+        for _, n in ipairs(seen) do assert.equal(before, n) end
+        s:close()
+    end)
+
+    it("restores the priority when the upload fails, is cancelled or its callback raises", function()
+        local s, before = session(), thread_nice()
+        local job = job_of(3000000)
+        assert.same({ nil, "aborted", "the progress callback cancelled the upload", true },
+                    { put(s, job, { nice = 5, progress = function() return false end }) })
+        assert.equal(before, thread_nice())
+        assert.has_error(function() put(s, job_of(3000000), { nice = 5, progress = function() error("boom") end }) end,
+                         "boom")
+        assert.equal(before, thread_nice())
+        local dead = { upload_url = "http://127.0.0.1:1/", path = job.path, size = 10, content_type = "video/mp4" }
+        assert.equal("network", select(2, put(s, dead, { nice = 5 })))
+        assert.equal(before, thread_nice())
+        assert.has_error(function() put(s, dead, { nice = 20 }) end)
+        s:close()
+    end)
+
+    it("an unprivileged thread that cannot raise its priority back stays at base + nice, without drifting", function()
+        -- RLIMIT_NICE is 0 for nobody: lowering works, raising back fails.
+        local script = dir .. "/unpriv.lua"
+        sandbox.write_file(script, [[
+local core = require "tiktok.core"
+local function nice() local f = io.open("/proc/thread-self/stat") local s = f:read("*a") f:close()
+  local t = {} for w in s:match("%) (.*)$"):gmatch("%S+") do t[#t + 1] = w end return t[17] end
+local s = core.session({ connect_timeout_ms = 1000, timeout_ms = 1000, low_speed_ms = 0 })
+local out = { nice() }
+for _ = 1, 3 do
+  s:upload({ url = "http://127.0.0.1:1/", path = "/dev/zero", offset = 0, length = 1, total = 1,
+             content_type = "video/mp4", timeout_ms = 0, nice = 4 })
+  out[#out + 1] = nice()
+end
+io.write(table.concat(out, " "))
+]])
+        os.execute("chmod 0755 '" .. dir .. "'; chmod 0644 '" .. script .. "'")
+        local cpath = jit and "/build/5.1/?.so" or "/build/5.4/?.so"
+        local cmd = ("cd / && env LUA_CPATH='%s;;' LUA_CPATH_5_4='%s;;' setpriv --reuid=65534 --regid=65534 "
+                     .. "--clear-groups %s %s 2>&1"):format(sandbox.root .. cpath, sandbox.root .. cpath,
+                     jit and "luajit" or "lua5.4", script)
+        local p = io.popen(cmd)
+        local out = p:read("*a")
+        p:close()
+        local base = tonumber(out:match("^(%-?%d+)"))
+        assert(base, out)
+        local want = math.min(19, base + 4)
+        assert.equal(("%d %d %d %d"):format(base, want, want, want), out)
+    end)
+
+    it("buffer_size sets how much the read callback is asked for at once", function()
+        local s = session()
+        local small = assert(put(s, job_of(3000000), { buffer_size = 16384 }))
+        local large = assert(put(s, job_of(3000000), { buffer_size = 2097152 }))
+        assert.equal(201, small.status)
+        assert.equal(201, large.status)
+        assert.is_true(small.reads >= math.floor(3000000 / 16384), tostring(small.reads))
+        assert.is_true(large.reads < small.reads / 8, large.reads .. " vs " .. small.reads)
+        local job = job_of(3000000)
+        assert.has_error(function() put(s, job, { buffer_size = 1024 }) end)
+        assert.has_error(function() put(s, job, { buffer_size = 4 * 1048576 }) end)
+        s:close()
+    end)
+end)
