@@ -1069,6 +1069,9 @@ def hostile_run():
     """make bench-hostile: item 7 alone (no sandbox), put into the figures
     OUT already holds, and OUT written again."""
     global INTERFERENCE
+    for tool, package in (("lua5.4", "lua5.4"), ("luajit", "luajit")):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (apt-get install {package})")
     if not os.path.exists(OUT):
         sys.exit(f"bench: {OUT} does not exist: run make bench first")
     R, machine = results.load(OUT)
