@@ -6,6 +6,7 @@ local api = require "tiktok.api"
 local errors = require "tiktok.errors"
 local store_mod = require "tiktok.store"
 local openresty = require "tiktok.openresty"
+local access_mod = require "tiktok.access"
 
 local type, pairs, ipairs, setmetatable, error, tostring = type, pairs, ipairs, setmetatable, error, tostring
 local concat, floor = table.concat, math.floor
@@ -195,11 +196,7 @@ function _M.parse_callback(url_or_query)
              error_description = t.error_description }
 end
 
-local AS_SPEC = { user = "string", workspace = "string" }
-local function check_as(fname, as)
-    if as ~= nil then util.check_opts(fname .. ": as", as, AS_SPEC, 3) end
-    return as
-end
+local check_as = access_mod.check_as
 
 local EXCHANGE_OPTS = { code = "string", state = "string", expected_state = "string",
                         code_verifier = "string", as = "table", access = "string" }
@@ -235,10 +232,8 @@ end
 io_method("exchange", function(self, opts)
     util.check_opts("conn:exchange", opts, EXCHANGE_OPTS)
     check_as("conn:exchange", opts.as)
-    local access = opts.access or "only_me"
-    if access ~= "only_me" and access ~= "workspace" then
-        error("conn:exchange: access must be \"only_me\" or \"workspace\"", 2)
-    end
+    local rec, why = access_mod.stamp({ client_key = self.opts.client_key }, opts.as, opts.access,
+                                      "conn:exchange")
     -- The state check comes first: a mismatch sends nothing to TikTok.
     if type(opts.state) ~= "string" or type(opts.expected_state) ~= "string"
        or opts.expected_state == "" or not core.consteq(opts.state, opts.expected_state) then
@@ -248,16 +243,11 @@ io_method("exchange", function(self, opts)
     if type(opts.code) ~= "string" or opts.code == "" then
         return nil, errors.new("invalid_argument", "the callback carried no authorization code")
     end
-    local as = opts.as or {}
-    if access == "workspace" and not as.workspace then
-        return nil, errors.new("invalid_argument", "access = \"workspace\" needs as.workspace")
-    end
-    local ctx = self._ctx
-    local tok, err = api.exchange_code(ctx, opts.code, self.opts.redirect_uri, opts.code_verifier)
+    if not rec then return nil, errors.new("invalid_argument", why) end
+    local tok, err = api.exchange_code(self._ctx, opts.code, self.opts.redirect_uri, opts.code_verifier)
     if not tok then return nil, err end
-    local rec = apply_token({ open_id = tok.open_id, client_key = self.opts.client_key,
-                              owner = as.user, workspace = as.workspace, access = access,
-                              created_at = floor(util.now()) }, tok)
+    rec.open_id, rec.created_at = tok.open_id, floor(util.now())
+    apply_token(rec, tok)
     local existing = self.store:get(tok.open_id)
     if existing and existing.owner and existing.owner ~= rec.owner
        and not self:_visible(existing, opts.as) then
@@ -270,21 +260,10 @@ end)
 
 -- ---------------------------------------------------------- access control
 
--- An account stored with an owner is visible to that owner ("only_me") or
--- to its workspace ("workspace"). One stored without an owner (connected by
--- a single-user script) is visible only to callers that act as nobody: a
--- web app acting `as` a user never sees it.
-local function acting(as)
-    return as ~= nil and (as.user ~= nil or as.workspace ~= nil)
-end
-
+-- Who may see an account: tiktok.access, the rule accounts, app
+-- configurations and jobs share.
 function _M:_visible(rec, as)
-    if rec.owner == nil and rec.workspace == nil then return not acting(as) end
-    if not acting(as) then return false end
-    if rec.access == "workspace" then
-        return as.workspace ~= nil and as.workspace == rec.workspace
-    end
-    return as.user ~= nil and as.user == rec.owner
+    return access_mod.visible(rec, as)
 end
 
 -- Loads a record the caller may use, or nil, err (not_found / forbidden).
