@@ -9,26 +9,46 @@ WARN         ?= -Wall -Wextra -Wno-unused-parameter
 LIBFLAG      ?= -shared
 CURL_CFLAGS  ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS    ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+# libcrypto: AES-256-GCM for tokens encrypted at rest (src/aead.c)
+CRYPTO_LIBS  ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 LUA54_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUAJIT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 SRC          := src/core.c src/session.c src/files.c src/crypto.c src/media.c src/util.c \
-                src/plan.c src/encode.c src/sha256.c src/probe.c
+                src/plan.c src/encode.c src/sha256.c src/probe.c src/aead.c
 HDR          := src/tt.h src/core.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 
 .PHONY: all deps deps-demo deps-cross test test-fast lint asan install clean sandbox demo bench rock-check rock-check-aarch64 fuzz fuzz-build reliability valgrind
 
-all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so
+# The PostgreSQL store's libpq binding (its own rock, lua-tiktok-postgres)
+# is built too when libpq's headers are there (Debian: libpq-dev).
+PG_CFLAGS    ?= $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+PG_LIBS      ?= $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null || echo -lpq)
+PG_SRC       := src/pg/pgcore.c
+PG_TARGETS   := $(if $(wildcard $(patsubst -I%,%,$(firstword $(PG_CFLAGS)))/libpq-fe.h),build/5.4/tiktok/store/pgcore.so build/5.1/tiktok/store/pgcore.so)
+
+all: build/5.4/tiktok/core.so build/5.1/tiktok/core.so $(PG_TARGETS)
+
+.PHONY: pg
+pg: build/5.4/tiktok/store/pgcore.so build/5.1/tiktok/store/pgcore.so
+
+build/5.4/tiktok/store/pgcore.so: $(PG_SRC) src/compat.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(PG_CFLAGS) $(LUA54_CFLAGS) $(LIBFLAG) -o $@ $(PG_SRC) $(PG_LIBS) $(LDFLAGS)
+
+build/5.1/tiktok/store/pgcore.so: $(PG_SRC) src/compat.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(PG_CFLAGS) $(LUAJIT_CFLAGS) $(LIBFLAG) -o $@ $(PG_SRC) $(PG_LIBS) $(LDFLAGS)
 
 build/5.4/tiktok/core.so: $(SRC) $(HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LUA54_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(LUA54_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(CRYPTO_LIBS) $(LDFLAGS)
 
 build/5.1/tiktok/core.so: $(SRC) $(HDR)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LUAJIT_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(LUAJIT_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(CRYPTO_LIBS) $(LDFLAGS)
 
 # Debian packages: `deps` everything the specs, lint, sanitizers and
 # rock-check use; `deps-demo` only what `make demo` runs.
@@ -57,7 +77,7 @@ lint: deps
 asan: deps
 	@mkdir -p build/asan/tiktok
 	$(CC) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
-	  $(WARN) -fPIC $(CURL_CFLAGS) $(LUA54_CFLAGS) -shared -o build/asan/tiktok/core.so $(SRC) $(CURL_LIBS)
+	  $(WARN) -fPIC $(CURL_CFLAGS) $(LUA54_CFLAGS) -shared -o build/asan/tiktok/core.so $(SRC) $(CURL_LIBS) $(CRYPTO_LIBS)
 	$(CC) -shared -fPIC -o build/asan/preload.so spec/asan_preload.c
 	@TIKTOK_ASAN=1 spec/run asan
 

@@ -37,8 +37,8 @@ build = {
    modules = {
       ["tiktok.core"] = {
          sources = { "src/core.c", "src/session.c", "src/files.c", "src/crypto.c", "src/media.c", "src/util.c",
-                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c" },
-         libraries = { "curl" },
+                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c", "src/aead.c" },
+         libraries = { "curl", "crypto" },   -- libcrypto: AES-256-GCM for tokens at rest (src/aead.c)
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },
       },

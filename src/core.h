@@ -68,5 +68,6 @@ void tt_open_files(lua_State *L);
 void tt_open_crypto(lua_State *L);
 void tt_open_media(lua_State *L);
 void tt_open_util(lua_State *L);
+void tt_open_aead(lua_State *L);   /* aead.c: AES-256-GCM (libcrypto) */
 
 #endif
