@@ -13,6 +13,12 @@
 -- and, to refuse a replayed webhook delivery (tiktok.webhook.verify{store}):
 --   store:claim_once(key, expires_at) -> true the first time key is claimed
 --                              before expires_at (epoch seconds), false after
+-- and, for rate budgets shared by every process using the store:
+--   store:budget(key, limit, window_s) -> true | false, retry_after_s
+--                              takes one use of key when fewer than limit were
+--                              taken in the last window_s seconds
+-- and, for stores that encrypt tokens at rest (file, postgres: option key):
+--   store:rekey(new_key)    -> true   (every record re-encrypted under new_key)
 -- Records hold the tokens; they never leave the library (accounts handed to
 -- callers are copies without tokens).
 local core = require "tiktok.core"
@@ -20,6 +26,7 @@ local util = require "tiktok.util"
 local errors = require "tiktok.errors"
 
 local type, pairs, setmetatable, error, pcall = type, pairs, setmetatable, error, pcall
+local ipairs, tostring, tonumber = ipairs, tostring, tonumber
 local sort, select = table.sort, select
 local unpack = table.unpack or unpack  -- luacheck: ignore
 
@@ -118,7 +125,7 @@ end
 local file = {}
 file.__index = file
 
-local FILE_OPTS = { path = "string", lock_timeout_ms = "integer" }
+local FILE_OPTS = { path = "string", lock_timeout_ms = "integer", key = "any" }
 
 -- One JSON file, mode 0600, replaced atomically (write, fsync, rename,
 -- fsync dir), with a lock file beside it so several processes (nginx
@@ -132,7 +139,8 @@ function _M.file(opts)
         path = (os.getenv("XDG_STATE_HOME") or (home .. "/.local/state")) .. "/lua-tiktok/accounts.json"
     end
     return setmetatable({ path = path, lock_path = path .. ".lock",
-                          lock_timeout_ms = opts.lock_timeout_ms or 15000 }, file)
+                          lock_timeout_ms = opts.lock_timeout_ms or 15000,
+                          _keys = _M._keyring(opts.key, "tiktok.store.file", 2) }, file)
 end
 
 -- The store's folder must be private: this user's, and writable by no one
@@ -168,6 +176,8 @@ function file:_doc()
                                .. " is not a lua-tiktok store file; move it away or point store.path elsewhere")
     end
     if type(doc.uploads) ~= "table" then doc.uploads = {} end
+    local ok, derr = self:_open_doc(doc)
+    if not ok then return nil, derr end
     return doc
 end
 
@@ -180,7 +190,9 @@ end
 function file:_write(doc)
     local safe, err = private_dir(self.path, true)
     if not safe then return nil, err end
-    local ok, kind, msg = core.write_file_atomic(self.path, util.json_encode(doc))
+    local sealed, serr = self:_sealed_doc(doc)
+    if not sealed then return nil, serr end
+    local ok, kind, msg = core.write_file_atomic(self.path, util.json_encode(sealed))
     if not ok then
         return nil, errors.from_core("cannot write the account store " .. self.path, kind, msg, nil, nil, "store")
     end
@@ -263,6 +275,211 @@ function file:locked(fn)
     if not res[1] then error(res[2], 0) end
     return unpack(res, 2, res.n)
 end
+
+-- ------------------------------------------------ tokens encrypted at rest
+
+-- A store's key: 32 raw bytes or 64 hex digits, or an array of them (the
+-- first encrypts, every one decrypts: for a rotation in progress). Each key
+-- is named by its id, the first 8 hex digits of its SHA-256, which sealed
+-- values carry so that a wrong key is reported as such.
+local AEAD_PREFIX = "tiktok-aead:v1:"
+local TOKEN_FIELDS = { "access_token", "refresh_token" }
+
+local function one_key(key, fname, level)
+    local raw
+    if type(key) == "string" and #key == 32 then
+        raw = key
+    elseif type(key) == "string" and #key == 64 and key:match("^%x+$") then
+        raw = key:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+    else
+        error(fname .. ": key must be 32 bytes or 64 hex digits (or an array of such keys)", level + 1)
+    end
+    return { raw = raw, id = core.sha256_hex(raw):sub(1, 8) }
+end
+
+-- keyring(key) -> nil | { first = k, [id] = k, ... }
+function _M._keyring(key, fname, level)
+    level = (level or 2) + 1
+    if key == nil then return nil end
+    local list = type(key) == "table" and key or { key }
+    if #list == 0 then error(fname .. ": key must not be an empty array", level) end
+    local ring = {}
+    for i, k in ipairs(list) do
+        local one = one_key(k, fname, level)
+        if i == 1 then ring.first = one end
+        ring[one.id] = ring[one.id] or one
+    end
+    return ring
+end
+
+local function is_sealed(v)
+    return type(v) == "string" and v:sub(1, #AEAD_PREFIX) == AEAD_PREFIX
+end
+_M._is_sealed = is_sealed
+
+-- A copy of rec with its tokens sealed under ring.first (the open_id as
+-- associated data, so a sealed token cannot be moved to another account).
+function _M._seal_record(rec, ring)
+    if not ring then return rec end
+    local out = util.copy(rec)
+    for _, f in ipairs(TOKEN_FIELDS) do
+        local v = out[f]
+        if type(v) == "string" and not is_sealed(v) then
+            local b64, kind, msg = core.aead_seal(ring.first.raw, v, tostring(rec.open_id))
+            if not b64 then return nil, errors.new("store", "cannot encrypt a token: " .. tostring(msg)
+                                                   .. " (" .. tostring(kind) .. ")") end
+            out[f] = AEAD_PREFIX .. ring.first.id .. ":" .. b64
+        end
+    end
+    return out
+end
+
+-- rec with its tokens opened in place; a token in clear (written before the
+-- store had a key) is taken as it is and sealed by the next write.
+function _M._open_record(rec, ring)
+    for _, f in ipairs(TOKEN_FIELDS) do
+        local v = rec[f]
+        if is_sealed(v) then
+            local id, b64 = v:match("^tiktok%-aead:v1:(%x+):(.*)$")
+            local k = ring and id and ring[id]
+            if not k then
+                return nil, errors.new("store", "the tokens of account " .. tostring(rec.open_id)
+                    .. " cannot be decrypted: this store was written with key " .. tostring(id)
+                    .. (ring and ("; the key given is " .. ring.first.id) or " and no key was given")
+                    .. "; give that key (store option key)")
+            end
+            local plain = core.aead_open(k.raw, b64, tostring(rec.open_id))
+            if not plain then
+                return nil, errors.new("store", "the tokens of account " .. tostring(rec.open_id)
+                    .. " cannot be decrypted with key " .. k.id .. ": the stored value was altered or "
+                    .. "belongs to another account")
+            end
+            rec[f] = plain
+        end
+    end
+    return rec
+end
+
+-- ----------------------------------------------------------- rate budgets
+
+-- uses: ascending epoch seconds of the uses taken. Drops those older than
+-- the window, then takes one when fewer than limit remain. Returns the new
+-- list, true | false, retry_after_s.
+local function take_use(uses, limit, window, now)
+    local kept = {}
+    for _, t in ipairs(type(uses) == "table" and uses or {}) do
+        if type(t) == "number" and t > now - window and t <= now + window then kept[#kept + 1] = t end
+    end
+    sort(kept)
+    if #kept < limit then
+        kept[#kept + 1] = now
+        return kept, true
+    end
+    return kept, false, kept[#kept - limit + 1] + window - now
+end
+
+local function check_budget(fname, key, limit, window)
+    if type(key) ~= "string" or key == "" then error(fname .. ": key must be a non-empty string", 3) end
+    if type(limit) ~= "number" or limit < 1 or limit % 1 ~= 0 then
+        error(fname .. ": limit must be a positive integer", 3)
+    end
+    if type(window) ~= "number" or window ~= window or window <= 0 then
+        error(fname .. ": window_s must be a positive number", 3)
+    end
+end
+_M._check_budget = check_budget
+
+function memory:budget(key, limit, window_s)
+    check_budget("store:budget", key, limit, window_s)
+    self._budgets = self._budgets or {}
+    local now = util.now()
+    local kept, ok, retry = take_use(self._budgets[key], limit, window_s, now)
+    self._budgets[key] = kept
+    if ok then return true end
+    return false, retry
+end
+
+-- The memory store keeps nothing at rest: nothing to re-encrypt.
+function memory:rekey(new_key)
+    _M._keyring(new_key, "store:rekey")
+    return true
+end
+
+-- Budgets in the file: { [key] = { w = window_s, u = { uses } } }; a key
+-- whose last use left its window is dropped on the next take.
+function file:budget(key, limit, window_s)
+    check_budget("store:budget", key, limit, window_s)
+    local ok, retry
+    local done, err = self:_update(function(doc)
+        if type(doc.budgets) ~= "table" then doc.budgets = {} end
+        local now = util.now()
+        for k, b in pairs(doc.budgets) do
+            local last = type(b) == "table" and type(b.u) == "table" and b.u[#b.u]
+            if k ~= key and (type(last) ~= "number" or type(b.w) ~= "number" or last <= now - b.w) then
+                doc.budgets[k] = nil
+            end
+        end
+        local cur = doc.budgets[key]
+        local kept
+        kept, ok, retry = take_use(type(cur) == "table" and cur.u, limit, window_s, now)
+        doc.budgets[key] = { w = window_s, u = kept }
+    end)
+    if not done then return nil, err end
+    if ok then return true end
+    return false, retry
+end
+
+-- Opens every account's tokens in a document just read.
+function file:_open_doc(doc)
+    for id, rec in pairs(doc.accounts) do
+        if type(rec) == "table" then
+            local ok, err = _M._open_record(rec, self._keys)
+            if not ok then return nil, err end
+        else
+            doc.accounts[id] = nil
+        end
+    end
+    return true
+end
+
+-- The document as written: tokens sealed when the store has a key.
+function file:_sealed_doc(doc)
+    if not self._keys then return doc end
+    local out = {}
+    for k, v in pairs(doc) do out[k] = v end
+    out.accounts = {}
+    for id, rec in pairs(doc.accounts) do
+        local sealed, err = _M._seal_record(rec, self._keys)
+        if not sealed then return nil, err end
+        out.accounts[id] = sealed
+    end
+    return out
+end
+
+-- Re-encrypts every account under new_key (nil: stores tokens in clear),
+-- in one atomic write; the store uses new_key from then on.
+function file:rekey(new_key)
+    local ring = _M._keyring(new_key, "store:rekey")
+    return self:locked(function()
+        local doc, err = self:_doc()
+        if not doc then return nil, err end
+        local old = self._keys
+        self._keys = ring
+        local ok, werr = self:_write(doc)
+        if not ok then self._keys = old; return nil, werr end
+        return true
+    end)
+end
+
+-- tiktok.store.postgres (its own rock, lua-tiktok-postgres) is loaded on
+-- first use, so this module works without libpq installed.
+setmetatable(_M, { __index = function(t, k)
+    if k == "postgres" then
+        local m = require "tiktok.store.postgres"
+        rawset(t, k, m)
+        return m
+    end
+end })
 
 _M._file_mt = file
 _M._memory_mt = memory
