@@ -454,7 +454,7 @@ io_method("creator_info", function(self, open_id, opts)
     end)
 end)
 
-local APPROVE_OPTS = { username = "string", decision = "string" }
+local APPROVE_OPTS = { username = "string", decision = "string", granted_scopes = "table" }
 
 -- Approves an authorize URL on the local sandbox's consent page without a
 -- browser (for scripts, specs and the demo) and returns the callback
@@ -471,8 +471,10 @@ io_method("sandbox_approve", function(self, url, opts)
     if type(url) ~= "string" or url:sub(1, #prefix) ~= prefix then
         error("conn:sandbox_approve: expected a URL from conn:authorize_url", 2)
     end
+    local granted = opts.granted_scopes and concat(opts.granted_scopes, ",") or nil
     local body = url:sub(#prefix + 1) .. "&" .. util.form({ { "decision", opts.decision or "approve" },
-                                                            { "username", opts.username } })
+                                                            { "username", opts.username },
+                                                            { "granted_scopes", granted } })
     local res, kind, message, sent = self._ctx.session:request({
         method = "POST", url = self.opts.auth_base .. "/v2/auth/authorize/",
         headers = { "Content-Type: application/x-www-form-urlencoded" }, body = body,
@@ -493,6 +495,19 @@ io_method("client_token", function(self)
     local tok, err = api.client_token(self._ctx)
     if not tok then return nil, err end
     return { access_token = tok.access_token, expires_at = floor(util.now() + (tok.expires_in or 0)) }
+end)
+
+-- Is this TikTok app set up right (credentials, redirect URI, scopes,
+-- audit)? A report of sentences: tiktok.check.
+io_method("check", function(self)
+    return require("tiktok.check").app(self)
+end)
+
+-- After a connect: did the account grant what posting needs?
+io_method("check_account", function(self, open_id, opts)
+    opts = util.check_opts("conn:check_account", opts or {}, ACC_OPTS)
+    check_as("conn:check_account", opts.as)
+    return require("tiktok.check").account(self, open_id, opts)
 end)
 
 -- The interface tiktok.post uses (internal, not public API): the option

@@ -114,6 +114,8 @@ local _M = {
     errors = require "tiktok.errors",
     store = require "tiktok.store",
     webhook = require "tiktok.webhook",
+    fields = require "tiktok.fields",
+    json = require "tiktok.json",
     core = require "tiktok.core",
     post = post.post,
     status = post.status,
@@ -128,5 +130,21 @@ function _M.connect(opts)
 end
 
 _M.DEFAULTS = connection.DEFAULTS
+
+-- tiktok.apps{ store, connect = {...} } -> the store's TikTok app
+-- configurations (tiktok.apps): save, get, list, delete, connect, check.
+function _M.apps(opts)
+    return require("tiktok.apps").new(opts)
+end
+
+-- tiktok.check{ tiktok.connect options } -> report | nil, err: is this
+-- TikTok app set up right, before anybody connects (tiktok.check)?
+function _M.check(opts)
+    local conn, err = connection.new(opts)
+    if not conn then return nil, err end
+    local rep = conn:check()
+    conn:close()
+    return rep
+end
 
 return _M

@@ -10,6 +10,8 @@
 -- and, to journal uploads in flight (tiktok.post{detach}, tiktok.resume):
 --   store:get_upload(publish_id) / store:put_upload(job) / store:delete_upload(publish_id)
 --   store:list_uploads() -> array of jobs (uploads to resume after a restart)
+-- and, for TikTok app configurations (tiktok.apps):
+--   store:get_app(id) / store:put_app(rec) / store:delete_app(id) / store:list_apps()
 -- and, to refuse a replayed webhook delivery (tiktok.webhook.verify{store}):
 --   store:claim_once(key, expires_at) -> true the first time key is claimed
 --                              before expires_at (epoch seconds), false after
@@ -41,10 +43,18 @@ local function sorted(map)
     return list
 end
 
-local function sorted_jobs(map)
+-- The collections a store keeps besides accounts, with the field that keys
+-- each record: upload journals (tiktok.resume) and TikTok app
+-- configurations (tiktok.apps). Each gets get_X(id), put_X(rec),
+-- delete_X(id) and list_Xs() in every store; the memory and file stores
+-- make them below from this table.
+local COLLECTIONS = { upload = "publish_id", app = "id" }
+_M.COLLECTIONS = COLLECTIONS
+
+local function sorted_by(map, key)
     local list = {}
-    for _, job in pairs(map) do list[#list + 1] = util.copy(job) end
-    sort(list, function(a, b) return a.publish_id < b.publish_id end)
+    for _, rec in pairs(map) do list[#list + 1] = util.copy(rec) end
+    sort(list, function(a, b) return a[key] < b[key] end)
     return list
 end
 
@@ -54,7 +64,9 @@ local memory = {}
 memory.__index = memory
 
 function _M.memory()
-    return setmetatable({ _accounts = {}, _uploads = {} }, memory)
+    local self = { _accounts = {} }
+    for name in pairs(COLLECTIONS) do self["_" .. name .. "s"] = {} end
+    return setmetatable(self, memory)
 end
 
 function memory:get(open_id)
@@ -80,25 +92,6 @@ function memory:locked(fn)
     return fn()
 end
 
-function memory:get_upload(id)
-    local j = self._uploads[id]
-    return j and util.copy(j) or nil
-end
-
-function memory:put_upload(job)
-    self._uploads[job.publish_id] = util.copy(job)
-    return true
-end
-
-function memory:delete_upload(id)
-    self._uploads[id] = nil
-    return true
-end
-
-function memory:list_uploads()
-    return sorted_jobs(self._uploads)
-end
-
 -- Claims in a map { key = expires_at }: drops the expired ones, then
 -- records key unless a live claim holds it. Returns true when recorded.
 local MAX_CLAIMS = 100000
@@ -118,6 +111,25 @@ function memory:claim_once(key, expires_at)
     local ok = claim(self._claims, key, expires_at, util.now())
     if ok == nil then return nil, errors.new("store", "too many webhook deliveries remembered at once") end
     return ok
+end
+
+for name, key in pairs(COLLECTIONS) do
+    local field = "_" .. name .. "s"
+    memory["get_" .. name] = function(self, id)
+        local r = self[field][id]
+        return r and util.copy(r) or nil
+    end
+    memory["put_" .. name] = function(self, rec)
+        self[field][rec[key]] = util.copy(rec)
+        return true
+    end
+    memory["delete_" .. name] = function(self, id)
+        self[field][id] = nil
+        return true
+    end
+    memory["list_" .. name .. "s"] = function(self)
+        return sorted_by(self[field], key)
+    end
 end
 
 -- -------------------------------------------------------------- file store
@@ -166,16 +178,18 @@ function file:_doc()
     if not safe then return nil, err end
     local text, kind, msg = core.read_file(self.path)
     if not text then
-        if kind == "ENOENT" then return { version = 1, accounts = {}, uploads = {} } end
+        if kind == "ENOENT" then return { version = 1, accounts = {}, uploads = {}, apps = {} } end
         return nil, errors.from_core("cannot read the account store " .. self.path, kind, msg, nil, nil, "store")
     end
-    if text == "" then return { version = 1, accounts = {}, uploads = {} } end
+    if text == "" then return { version = 1, accounts = {}, uploads = {}, apps = {} } end
     local doc = util.json_decode(text)
     if type(doc) ~= "table" or type(doc.accounts) ~= "table" then
         return nil, errors.new("store", "the account store " .. self.path
                                .. " is not a lua-tiktok store file; move it away or point store.path elsewhere")
     end
-    if type(doc.uploads) ~= "table" then doc.uploads = {} end
+    for name in pairs(COLLECTIONS) do
+        if type(doc[name .. "s"]) ~= "table" then doc[name .. "s"] = {} end
+    end
     local ok, derr = self:_open_doc(doc)
     if not ok then return nil, derr end
     return doc
@@ -229,24 +243,24 @@ function file:delete(open_id)
     return self:_update(function(doc) doc.accounts[open_id] = nil end)
 end
 
-function file:get_upload(id)
-    local doc, err = self:_doc()
-    if not doc then return nil, err end
-    return doc.uploads[id]
-end
-
-function file:put_upload(job)
-    return self:_update(function(doc) doc.uploads[job.publish_id] = util.copy(job) end)
-end
-
-function file:delete_upload(id)
-    return self:_update(function(doc) doc.uploads[id] = nil end)
-end
-
-function file:list_uploads()
-    local doc, err = self:_doc()
-    if not doc then return nil, err end
-    return sorted_jobs(doc.uploads)
+for name, key in pairs(COLLECTIONS) do
+    local coll = name .. "s"
+    file["get_" .. name] = function(self, id)
+        local doc, err = self:_doc()
+        if not doc then return nil, err end
+        return doc[coll][id]
+    end
+    file["put_" .. name] = function(self, rec)
+        return self:_update(function(doc) doc[coll][rec[key]] = util.copy(rec) end)
+    end
+    file["delete_" .. name] = function(self, id)
+        return self:_update(function(doc) doc[coll][id] = nil end)
+    end
+    file["list_" .. coll] = function(self)
+        local doc, err = self:_doc()
+        if not doc then return nil, err end
+        return sorted_by(doc[coll], key)
+    end
 end
 
 function file:claim_once(key, expires_at)
