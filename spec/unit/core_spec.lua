@@ -469,9 +469,10 @@ end
 io.write(table.concat(out, " "))
 ]])
         os.execute("chmod 0755 '" .. dir .. "'; chmod 0644 '" .. script .. "'")
-        local cpath = jit and "/build/5.1/?.so" or "/build/5.4/?.so"
+        -- the build this process runs (5.4, LuaJIT or ASan), and under ASan its runtime
+        local cpath = package.searchpath("tiktok.core", package.cpath):gsub("tiktok/core%.so$", "?.so")
         local cmd = ("cd / && env LUA_CPATH='%s;;' LUA_CPATH_5_4='%s;;' setpriv --reuid=65534 --regid=65534 "
-                     .. "--clear-groups %s %s 2>&1"):format(sandbox.root .. cpath, sandbox.root .. cpath,
+                     .. "--clear-groups %s %s %s 2>&1"):format(cpath, cpath, os.getenv("TIKTOK_CHILD_PREFIX") or "",
                      jit and "luajit" or "lua5.4", script)
         local p = io.popen(cmd)
         local out = p:read("*a")
