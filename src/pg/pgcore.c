@@ -260,7 +260,7 @@ static int l_status(lua_State *L) {
   pg_conn *c = check_conn(L);
   drop_inherited(c);
   if (c->conn == NULL) lua_pushliteral(L, "closed");
-  else if (PQstatus(c->conn) == CONNECTION_OK) lua_pushliteral(L, "ok");
+  else if (PQstatus(c->conn) == CONNECTION_OK && !c->fatal) lua_pushliteral(L, "ok");
   else lua_pushliteral(L, "bad");
   return 1;
 }
