@@ -23,24 +23,26 @@ dependencies = {
    "lua-cjson",
    "argparse >= 0.7",   -- bin/tiktok's options (tiktok.cli.args)
 }
--- libcurl is looked up by its library, not by curl/curl.h: LuaRocks searches
--- <prefix>/lib, <prefix>/lib/$(gcc -print-multiarch) and <prefix>/lib64 for
--- libraries, but only <prefix>/include for headers, and Debian and Ubuntu
--- keep curl/curl.h under include/<triplet>/ (x86_64-linux-gnu,
--- aarch64-linux-gnu, ...), where the compiler finds it by itself. So no
--- CURL_INCDIR is needed there, nor with /usr/include or /usr/local/include.
+-- libcurl and libcrypto are looked up by their libraries, not by headers:
+-- LuaRocks searches <prefix>/lib, <prefix>/lib/$(gcc -print-multiarch) and
+-- <prefix>/lib64 for libraries, but only <prefix>/include for headers, and
+-- Debian and Ubuntu keep curl/curl.h (and openssl/configuration.h) under
+-- include/<triplet>/ (x86_64-linux-gnu, aarch64-linux-gnu, ...), where the
+-- compiler finds them by itself. So no CURL_INCDIR is needed there, nor with
+-- /usr/include or /usr/local/include. OPENSSL_DIR=... picks another OpenSSL.
 external_dependencies = {
    CURL = { library = "curl" },
+   OPENSSL = { library = "crypto" },
 }
 build = {
    type = "builtin",
    modules = {
       ["tiktok.core"] = {
          sources = { "src/core.c", "src/session.c", "src/files.c", "src/crypto.c", "src/media.c", "src/util.c",
-                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c", "src/aead.c" },
+                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c", "src/aead.c", "src/relay.c" },
          libraries = { "curl", "crypto" },   -- libcrypto: AES-256-GCM for tokens at rest (src/aead.c)
-         incdirs = { "$(CURL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)" },
+         incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       },
       -- Only the C module is listed: the builtin backend copies the whole
       -- lua/ directory (lua/tiktok/**/*.lua) into the tree by itself, so a

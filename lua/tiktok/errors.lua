@@ -368,6 +368,12 @@ local codes = {
             .. "check the post in the TikTok app and post again",
         class = "refused",
     },
+    relay_refused = {
+        message = "the video URL cannot be relayed (not https, a redirect to a "
+            .. "non-https URL or a private address, or too large); give a public "
+            .. "https URL of the video",
+        class = "invalid",
+    },
 }
 
 -- What an error's class means for whoever handles it: whether the same call

@@ -1,0 +1,292 @@
+-- tiktok.relay: a video URL that TikTok will not pull (url_ownership_unverified)
+-- streamed into a FILE_UPLOAD, chunk by chunk, the download of each chunk's
+-- byte range and its upload overlapping (src/relay.c: one curl multi handle,
+-- a small ring buffer between the GET's write callback and the PUT's read
+-- callback), so neither a chunk nor the file is ever in memory or on disk.
+--
+--   relay.open(ctx, url, opts) -> src | nil, err
+--       Learns the size, whether ranges work and the container/duration (the
+--       same tt_probe as a local file) from a ranged GET of the first 64 KiB
+--       (and, for a moov box further on, a few more small ranges). Nothing is
+--       uploaded. src = { url, size, ranges, content_type, container,
+--       duration_ms, served_type, host }: content_type is the container's
+--       (what the upload sends), served_type the server's Content-Type.
+--   relay.put_chunk(ctx, src, upload_url, chunk) -> res | nil, err
+--       THE SPLIT: the same contract as api.put_chunk (chunk = { offset,
+--       length, total, content_type, timeout_ms, progress }; res = { status,
+--       first, last, total } from the PUT's answer and its Content-Range), so
+--       the upload loop of tiktok.post (classify, resync on 416, retries
+--       without a second init, the journal, on_progress) drives a relay
+--       exactly as it drives a file: it calls relay.put_chunk instead of
+--       api.put_chunk. A failed download comes back as nil, err with
+--       err.side == "download" (codes network, timeout, tls, http: retry the
+--       chunk; relay_refused, unsupported_media, file: stop, a retry cannot
+--       help); a failed upload as api.put_chunk's errors (err.side "upload").
+--       Without range support and with more than one chunk, the first call
+--       spools the whole body to an unlinked temporary file (capped by
+--       opts.spool_max_bytes of open) and every chunk is uploaded from it.
+--   relay.upload(ctx, src, upload_url, plan, opts) -> bytes_done | nil, err
+--       A complete loop over plan = { size, chunk_size, count } on top of
+--       put_chunk, for callers without one (and the specs): opts = { retries
+--       = 3, chunk_timeout_ms, progress = fn(bytes), next = 0, on_chunk =
+--       fn(index0, res, err, chunk) -> verdict, value }. on_chunk decides
+--       each answer ("ok", bytes | "resync", bytes | "retry", err | "fatal",
+--       err); the default is relay.classify, which reads answers as
+--       tiktok.post's classify does.
+--   relay.close(src)   releases the connections and deletes a spooled copy
+--       (also done when src is garbage).
+--
+-- ctx is the connection's api context (conn:_api(): log, secrets) or nil.
+-- Safety (the URL comes from users): https only, every redirect too and at
+-- most 3; no loopback, private, link-local, shared, multicast, reserved or
+-- unspecified address, IPv4 or IPv6 (IPv4-mapped included), checked on the
+-- address actually connected to, unless allow_private = true (or a list of
+-- the addresses allowed); no proxy from the environment; a size cap
+-- (max_bytes, TikTok's 4 GB); the container checked by open before anything
+-- is uploaded; connect and low-speed timeouts; Accept-Encoding: identity.
+local core = require "tiktok.core"
+local util = require "tiktok.util"
+local errors = require "tiktok.errors"
+
+local type, tostring, min = type, tostring, math.min
+
+local _M = {}
+
+local OPEN_SPEC = {
+    allow_private = "any", max_bytes = "integer", connect_timeout_ms = "integer", low_speed_ms = "integer",
+    ca_file = "string", timeout_ms = "integer", buffer_size = "integer", spool_dir = "string",
+    spool_max_bytes = "integer",
+}
+local UPLOAD_SPEC = {
+    retries = "integer", chunk_timeout_ms = "integer", progress = "function", next = "integer",
+    on_chunk = "function",
+}
+local MAX_VIDEO = 4294967296
+
+local function log(ctx, level, msg)
+    if ctx and ctx.log then ctx.log(level, msg) end
+end
+
+-- Error codes of the engine's kinds; the download's transport failures get
+-- a sentence about the video URL (the catalogue's talk about TikTok).
+local KIND_CODE = {
+    refused = "relay_refused", unsupported_media = "unsupported_media", http = "http",
+    network = "network", timeout = "timeout", tls = "tls", file = "file", invalid = "invalid_argument",
+    aborted = "network",
+}
+local HINT = {
+    network = "check the URL and that its server is reachable, and retry",
+    timeout = "the video's server is too slow or stalled; retry later",
+    tls = "the video's server certificate could not be verified",
+    http = "check that the URL still serves the video",
+}
+
+local function source_error(ctx, host, kind, message, sent)
+    local code = KIND_CODE[kind] or "network"
+    local text = "video URL (" .. tostring(host) .. "): " .. tostring(message)
+    local hint = HINT[code]
+    local err = errors.new(code, hint and (text .. "; " .. hint) or text)
+    err.side = "download"
+    if sent ~= nil then err.sent = sent == true end
+    log(ctx, "warn", "tiktok: relay from " .. tostring(host) .. " failed: " .. code)
+    return err
+end
+
+local function refused(why)
+    local err = errors.new("relay_refused", why)
+    err.side = "download"
+    return err
+end
+
+function _M.open(ctx, url, opts)
+    opts = opts or {}
+    util.check_opts("tiktok.relay.open", opts, OPEN_SPEC, 2)
+    local ap = opts.allow_private
+    if ap ~= nil and type(ap) ~= "boolean" and type(ap) ~= "table" then
+        error("tiktok.relay.open: option 'allow_private' must be a boolean or a list of addresses", 2)
+    end
+    if type(url) ~= "string" then error("tiktok.relay.open: url must be a string", 2) end
+    local u = util.parse_url(url)
+    if not u then return nil, refused("the video URL is not a valid absolute URL") end
+    if u.scheme ~= "https" then
+        return nil, refused("the video URL must be https to be relayed (it is " .. u.scheme .. ")")
+    end
+    local max_bytes = opts.max_bytes or MAX_VIDEO
+    local engine = core.relay({
+        ca_file = opts.ca_file, allow_private = ap,
+        connect_timeout_ms = opts.connect_timeout_ms or 10000, low_speed_ms = opts.low_speed_ms or 30000,
+        buffer_size = opts.buffer_size,
+    })
+    local info, kind, message = engine:open({ url = url, max_bytes = max_bytes, timeout_ms = opts.timeout_ms })
+    if not info then
+        engine:close()
+        return nil, source_error(ctx, u.host, kind, message, false)
+    end
+    local src = {
+        url = url, host = u.host, size = info.size, ranges = info.ranges, content_type = info.content_type,
+        container = info.container, duration_ms = info.duration_ms, served_type = info.served_type,
+        engine = engine, spool_dir = opts.spool_dir, spool_max_bytes = opts.spool_max_bytes or max_bytes,
+    }
+    log(ctx, "debug", "tiktok: relay source " .. u.host .. ": " .. info.size .. " bytes, "
+        .. info.container .. (info.ranges and ", ranges" or ", no ranges"))
+    return src
+end
+
+function _M.close(src)
+    if src and src.engine then src.engine:close(); src.engine = nil end
+end
+
+local function check_src(fname, src)
+    if type(src) ~= "table" or src.engine == nil then
+        error(fname .. ": src must be an open source from tiktok.relay.open", 3)
+    end
+end
+
+-- Spools the whole body when the server has no ranges and the upload has
+-- several chunks (once per src).
+local function ensure_spool(ctx, src)
+    if src.spooled then return true end
+    log(ctx, "info", "tiktok: " .. src.host .. " does not serve byte ranges; keeping a temporary copy of the "
+        .. src.size .. " bytes while they are uploaded")
+    local ok, kind, message = src.engine:spool({ url = src.url, size = src.size, max_bytes = src.spool_max_bytes,
+                                                 dir = src.spool_dir })
+    if not ok then return nil, source_error(ctx, src.host, kind, message, false) end
+    src.spooled = true
+    return true
+end
+
+function _M.put_chunk(ctx, src, upload_url, chunk)
+    check_src("tiktok.relay.put_chunk", src)
+    if type(upload_url) ~= "string" or type(chunk) ~= "table" then
+        error("tiktok.relay.put_chunk: expected upload_url and a chunk table", 2)
+    end
+    local whole = chunk.offset == 0 and chunk.length == src.size
+    if not src.ranges and not whole then
+        local ok, err = ensure_spool(ctx, src)
+        if not ok then return nil, err end
+    end
+    local res, kind, message, sent, side = src.engine:put_chunk({
+        url = src.url, upload_url = upload_url, offset = chunk.offset, length = chunk.length,
+        total = chunk.total or src.size, content_type = chunk.content_type or src.content_type,
+        timeout_ms = chunk.timeout_ms, progress = chunk.progress,
+        ranges = src.ranges, spool = src.spooled or nil,
+    })
+    if not res then
+        if side == "download" then return nil, source_error(ctx, src.host, kind, message, sent) end
+        local err = errors.from_core("chunk upload", kind, message, sent, ctx and ctx.secrets)
+        err.side = "upload"
+        log(ctx, "warn", "tiktok: chunk upload failed: " .. err.code)
+        return nil, err
+    end
+    local out = { status = res.status, downloaded = res.downloaded }
+    local cr = res.headers["content-range"]
+    local range = cr and core.parse_content_range(cr)
+    if range then out.first, out.last, out.total = range.first, range.last, range.total end
+    log(ctx, "debug", "tiktok: relayed chunk PUT -> HTTP " .. res.status)
+    return out
+end
+
+local FATAL = { relay_refused = true, unsupported_media = true, file = true, invalid_argument = true }
+
+-- The default reading of a chunk's answer (as tiktok.post's classify):
+-- "ok", bytes | "resync", bytes | "retry", err | "fatal", err.
+function _M.classify(res, err, chunk, size, last)
+    if not res then
+        if FATAL[err.code] then return "fatal", err end
+        return "retry", err
+    end
+    local status, range_end = res.status, res.last and res.last + 1
+    if status >= 200 and status < 300 then
+        if last then
+            if status == 201 or range_end == size then return "ok", size end
+            return "fatal", errors.new("upload_failed", "the upload host answered HTTP " .. status
+                                       .. " to the last chunk without saying the file is complete",
+                                       { http_status = status })
+        end
+        if status ~= 206 then
+            return "fatal", errors.new("upload_failed", "the upload host answered HTTP " .. status .. " to chunk "
+                                       .. chunk.number .. " (206 expected)", { http_status = status })
+        end
+        local got = range_end or (chunk.offset + chunk.length)
+        if got ~= chunk.offset + chunk.length then
+            return "retry", errors.new("upload_failed", "the upload host acknowledged " .. got .. " bytes where "
+                                       .. (chunk.offset + chunk.length) .. " were sent", { class = "transient" })
+        end
+        return "ok", got
+    end
+    if status == 416 and (range_end or (res.total == size and res.first == nil)) then
+        return "resync", range_end or 0
+    end
+    if status >= 500 or status == 429 then
+        return "retry", errors.new(status == 429 and "rate_limit_exceeded" or "internal_error",
+                                   "the upload host answered HTTP " .. status, { http_status = status })
+    end
+    return "fatal", errors.new("upload_failed", "the upload host answered HTTP " .. status .. " to a chunk",
+                               { http_status = status })
+end
+
+local function chunk_at(plan, have)
+    if have == plan.size then return plan.count end
+    for i = 0, plan.count - 1 do
+        if core.chunk_range(plan.size, plan.chunk_size, plan.count, i) == have then return i end
+    end
+    return nil
+end
+
+function _M.upload(ctx, src, upload_url, plan, opts)
+    opts = opts or {}
+    check_src("tiktok.relay.upload", src)
+    util.check_opts("tiktok.relay.upload", opts, UPLOAD_SPEC, 2)
+    if type(plan) ~= "table" or plan.size ~= src.size then
+        error("tiktok.relay.upload: plan must be { size = src.size, chunk_size, count }", 2)
+    end
+    local ok, _, why = core.plan_check(plan.size, plan.chunk_size, plan.count)
+    if not ok then error("tiktok.relay.upload: invalid plan: " .. tostring(why), 2) end
+    local retries = opts.retries or 3
+    local index, attempts, done = opts.next or 0, 0, 0
+    local best = index < plan.count and core.chunk_range(plan.size, plan.chunk_size, plan.count, index) or plan.size
+    while index < plan.count do
+        local offset, length = core.chunk_range(plan.size, plan.chunk_size, plan.count, index)
+        local chunk = { offset = offset, length = length, total = plan.size, number = index + 1,
+                        count = plan.count, content_type = src.content_type, timeout_ms = opts.chunk_timeout_ms,
+                        progress = opts.progress and function(sent) opts.progress(offset + sent) end or nil }
+        local res, err = _M.put_chunk(ctx, src, upload_url, chunk)
+        local verdict, v
+        if opts.on_chunk then
+            verdict, v = opts.on_chunk(index, res, err, chunk)
+        else
+            verdict, v = _M.classify(res, err, chunk, plan.size, index == plan.count - 1)
+        end
+        if verdict == "ok" then
+            done, index = v, index + 1
+            if done > best then best, attempts = done, 0 end
+        elseif verdict == "resync" then
+            local at = chunk_at(plan, v)
+            if not at then
+                return nil, errors.new("upload_failed", "the upload host's progress (" .. tostring(v)
+                                       .. " bytes) is not on a chunk boundary")
+            end
+            if v > best then best, attempts = v, 0 else attempts = attempts + 1 end
+            if attempts > retries then
+                return nil, errors.new("upload_failed", "the upload host keeps refusing chunk " .. (index + 1)
+                                       .. " without moving forward", { http_status = 416 })
+            end
+            index, done = at, v
+        elseif verdict == "retry" then
+            attempts = attempts + 1
+            if attempts > retries then
+                v.message = v.message .. " (chunk " .. (index + 1) .. " of " .. plan.count .. ", after "
+                            .. retries .. " retries)"
+                return nil, v
+            end
+            log(ctx, "info", "tiktok: relay retries chunk " .. (index + 1) .. " of " .. plan.count
+                .. " (" .. tostring(v.code) .. ")")
+            core.sleep_ms(min(250 * 2 ^ (attempts - 1), 4000))
+        else
+            return nil, v
+        end
+    end
+    return done
+end
+
+return _M
