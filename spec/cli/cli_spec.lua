@@ -185,6 +185,9 @@ describe("tiktok (command line)", function()
             { { "post", "--file", "a.mp4", "--privacy", "SELF_ONLY", "--wait-timeout", "soon" },
               "--wait-timeout takes a number of seconds" },
             { { "post", "extra", "--file", "a.mp4", "--privacy", "SELF_ONLY" }, "takes no arguments" },
+            { { "post", "clip.mp4", "--privacy", "SELF_ONLY" }, "to post it, give --file clip.mp4" },
+            { { "connect", "--pkce", "--no-pkce" }, "give --pkce or --no-pkce, not both" },
+            { { "connect", "--no-pkce", "--code", "c", "--state", "s" }, "--no-pkce belongs to the first step" },
             { { "status" }, "give the publish_id" },
             { { "status", "a", "b" }, "takes one publish_id" },
             { { "status", "not an id" }, "is not a publish_id" },
@@ -403,6 +406,14 @@ describe("tiktok (command line)", function()
                 assert.equal("600", st:gsub("%s+$", ""))
                 -- nothing was sent to TikTok yet
                 assert.equal(0, count("oauth.token"))
+            end)
+
+            it("--no-pkce leaves PKCE out, for an app TikTok still lets in without it", function()
+                local j = json_of(tk({ "--json", "connect", "--no-pkce" }))
+                local query = sandbox.parse_query(j.authorize_url)
+                assert.is_nil(query.code_challenge)
+                assert.is_nil(cjson.decode(read(store .. ".pending")).code_verifier)
+                assert.equal(query.state, j.state)
             end)
 
             -- What the browser does: consent on TikTok's page, which
