@@ -430,11 +430,20 @@ describe("tiktok.cli.main", function()
                 scopes = { "video.publish" }, expires_at = 4102444800, refresh_expires_at = 4102444800 } } }))
         end)
 
-        it("accounts needs only the store", function()
-            local r = main({ "--json", "accounts" }, { env = { TIKTOK_STORE = store } })
+        it("accounts needs only the store, and lists what conn:accounts() would", function()
+            local doc = cjson.decode(io.open(store):read("*a"))
+            -- a web app user's account, and another app's
+            doc.accounts._owned = { open_id = "_owned", client_key = "ck", owner = "u1", access = "only_me" }
+            doc.accounts._other = { open_id = "_other", client_key = "other-app" }
+            write(store, cjson.encode(doc))
+            local r = main({ "--json", "accounts" }, { env = { TIKTOK_STORE = store, TIKTOK_CLIENT_KEY = "ck" } })
             assert.equal(0, r.code, r.err)
             local v = cjson.decode(r.out)
+            assert.equal(1, #v.accounts)
             assert.equal(ID, v.accounts[1].open_id)
+            r = main({ "--json", "accounts" }, { env = { TIKTOK_STORE = store } })
+            assert.equal(2, #cjson.decode(r.out).accounts)
+            v = cjson.decode(r.out)
             assert.equal(store, v.store)
             assert.not_matches("never%-shown", r.out)
         end)

@@ -15,6 +15,7 @@
 local tiktok = require "tiktok"
 local output = require "tiktok.cli.output"
 local connection = require "tiktok.connection"
+local access = require "tiktok.access"
 
 local pairs, ipairs, tostring, tonumber = pairs, ipairs, tostring, tonumber
 local concat, sort = table.concat, table.sort
@@ -345,9 +346,9 @@ function _M.stored_accounts(files, opts)
     local key = raw.TIKTOK_CLIENT_KEY
     local out = {}
     for _, rec in ipairs(records) do
-        -- the accounts an app user connected (through a web app) are theirs
-        local mine = rec.owner == nil and rec.workspace == nil
-        if mine and (key == nil or rec.client_key == nil or rec.client_key == key) then
+        -- the command line acts as nobody: accounts a web app's users
+        -- connected are theirs (tiktok.access, as conn:accounts() says)
+        if access.visible(rec, nil) and (key == nil or rec.client_key == nil or rec.client_key == key) then
             out[#out + 1] = connection.public_account(rec)
         end
     end
