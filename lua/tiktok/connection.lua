@@ -45,7 +45,9 @@ local DEFAULTS = {
     chunk_timeout_ms = 0,        -- total time for one chunk PUT (0 = only low_speed_ms)
     wait_timeout_ms = 600000,    -- how long tiktok.post waits for a final status
     poll_ms = 500,               -- first status poll delay (then backoff)
-    status_rate_per_min = 30,    -- TikTok's status/fetch limit per token
+    rate_limits = nil,           -- budgets kept in the store, shared by every process (BUDGETS:
+                                 -- TikTok's init 6, creator_info 20, status 30 a minute, inbox 5 a
+                                 -- day); a table overrides some, e.g. { status = 10 }
     log = nil,                   -- function(level, message); never receives secrets
     thread_pool = "tiktok",      -- OpenResty: nginx thread_pool that runs the blocking calls
     thread_pool_size = 68,       -- OpenResty: that pool's threads + max_queue
@@ -55,13 +57,25 @@ local DEFAULTS = {
 }
 _M.DEFAULTS = DEFAULTS
 
+-- TikTok's per-token limits (tiktok-api.md §5, §9) and the inbox cap, as
+-- budgets in the store: every process and machine that shares the store
+-- shares them, so TikTok is never sent a request it would answer with 429.
+-- what -> { limit, window in seconds, the error when the wait is too long }
+local BUDGETS = {
+    init = { 6, 60, "rate_limit_exceeded" },
+    creator_info = { 20, 60, "rate_limit_exceeded" },
+    status = { 30, 60, "rate_limit_exceeded" },
+    inbox = { 5, 86400, "spam_risk_too_many_pending_share" },
+}
+_M.BUDGETS = BUDGETS
+
 local SPEC = {
     client_key = "string", client_secret = "string", redirect_uri = "string", scopes = "table",
     store = "table", api_base = "string", auth_base = "string", ca_file = "string",
     timeout_ms = "integer", connect_timeout_ms = "integer", low_speed_ms = "integer",
     refresh_skew_ms = "integer", audited = "boolean", verified_prefixes = "table",
     chunk_size = "integer", upload_retries = "integer", chunk_timeout_ms = "integer",
-    wait_timeout_ms = "integer", poll_ms = "integer", status_rate_per_min = "integer",
+    wait_timeout_ms = "integer", poll_ms = "integer", rate_limits = "table",
     log = "function", thread_pool = "string", thread_pool_size = "integer",
     upload_nice = "integer", upload_buffer_size = "integer",
 }
@@ -113,6 +127,15 @@ function _M.new(opts)
     if o.chunk_size and (o.chunk_size < core.MIN_CHUNK or o.chunk_size > core.MAX_CHUNK) then
         return bad("tiktok.connect: chunk_size must be between 5,242,880 and 64,000,000 bytes")
     end
+    for what, n in pairs(o.rate_limits or {}) do
+        if not BUDGETS[what] then
+            error("tiktok.connect: rate_limits." .. tostring(what) .. " is not a budget (init, creator_info, "
+                  .. "status, inbox)", 3)
+        end
+        if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+            return bad("tiktok.connect: rate_limits." .. what .. " must be a whole number of requests, 1 or more")
+        end
+    end
     if o.upload_nice and o.upload_nice > 19 then
         return bad("tiktok.connect: upload_nice must be 0 (off) to 19")
     end
@@ -132,7 +155,7 @@ function _M.new(opts)
             error("tiktok.connect: store lacks the method '" .. m .. "'", 3)
         end
     end
-    local self = setmetatable({ opts = o, store = o.store, _status_calls = {} }, mt)
+    local self = setmetatable({ opts = o, store = o.store }, mt)
     self._ctx = {
         session = core.session({ ca_file = o.ca_file, timeout_ms = o.timeout_ms,
                                  connect_timeout_ms = o.connect_timeout_ms,
@@ -447,8 +470,11 @@ end
 io_method("creator_info", function(self, open_id, opts)
     opts = util.check_opts("conn:creator_info", opts or {}, ACC_OPTS)
     check_as("conn:creator_info", opts.as)
+    local deadline = core.monotonic_ms() + self.opts.timeout_ms
     return read_retry(function()
         return self:_with_token(open_id, opts.as, function(token)
+            local ok, berr = self:_budget("creator_info", open_id, deadline)
+            if not ok then return nil, berr end
             return api.creator_info(self._ctx, token)
         end)
     end)
@@ -513,7 +539,7 @@ end)
 -- The interface tiktok.post uses (internal, not public API): the option
 -- table, the transport context of tiktok.api, a stored record the caller may
 -- use (_record), a call with a valid token (_with_token) and the status
--- budget (_status_slot).
+-- budgets in the store (_budget).
 function _M:_option(name)
     return self.opts[name]
 end
@@ -531,19 +557,36 @@ function _M:_upload_nice()
     return n
 end
 
--- Sleeps until another status fetch fits into TikTok's per-token budget
--- (status_rate_per_min in any minute).
-function _M:_status_slot(open_id)
-    local calls = self._status_calls[open_id]
-    if not calls then calls = {}; self._status_calls[open_id] = calls end
-    local limit = self.opts.status_rate_per_min
-    local now = core.monotonic_ms()
-    while #calls > 0 and calls[1] <= now - 60000 do table.remove(calls, 1) end
-    if #calls >= limit then
-        core.sleep_ms(calls[1] + 60000 - now)
-        table.remove(calls, 1)
+
+-- Takes one use of a budget for the account, waiting while the deadline
+-- (monotonic ms) allows; else nil, err with retry_after (seconds). A store
+-- without budget() gets one kept in this connection.
+function _M:_budget(what, open_id, deadline_ms)
+    local b = BUDGETS[what]
+    local limit = self.opts.rate_limits and self.opts.rate_limits[what] or b[1]
+    local store = self.store
+    local key = what .. ":" .. open_id
+    while true do
+        local ok, retry
+        if type(store.budget) == "function" then
+            ok, retry = store:budget(key, limit, b[2])
+            if ok == nil then return nil, retry end
+        else
+            self._budgets = self._budgets or store_mod.memory()
+            ok, retry = self._budgets:budget(key, limit, b[2])
+        end
+        if ok then return true end
+        local wait_ms = math.ceil(retry * 1000)
+        if deadline_ms and core.monotonic_ms() + wait_ms <= deadline_ms then
+            core.sleep_ms(wait_ms)
+        else
+            local e = errors.new(b[3], nil, { retry_after = math.ceil(retry) })
+            e.message = e.message .. " (lua-tiktok held back the request: the budget of " .. limit .. " per "
+                        .. (b[2] == 60 and "minute" or "day") .. " is used up for this account; retry in "
+                        .. math.ceil(retry) .. " s)"
+            return nil, e
+        end
     end
-    calls[#calls + 1] = core.monotonic_ms()
 end
 
 _M._io = IO

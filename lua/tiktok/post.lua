@@ -7,7 +7,7 @@
 -- Reading order for a video file: tiktok.post (below) -> tiktok.settings
 -- (validation) -> tiktok.api (the init request, the chunk PUT, the status
 -- fetch) -> src/session.c (the streaming PUT). The connection's internal
--- interface (_option, _api, _record, _with_token, _status_slot) is the
+-- interface (_option, _api, _record, _with_token, _budget) is the
 -- only part of tiktok.connection used here.
 local core = require "tiktok.core"
 local util = require "tiktok.util"
@@ -73,9 +73,10 @@ local function inspect_file(path)
     return media
 end
 
-local function fetch_status(conn, open_id, as, publish_id)
+local function fetch_status(conn, open_id, as, publish_id, deadline_ms)
     return conn:_with_token(open_id, as, function(token)
-        conn:_status_slot(open_id)
+        local ok, err = conn:_budget("status", open_id, deadline_ms)
+        if not ok then return nil, err end
         return api.status(conn:_api(), token, publish_id)
     end)
 end
@@ -92,7 +93,7 @@ local function wait_final(conn, open_id, opts, publish_id, deadline_ms)
     local delay = conn:_option("poll_ms")
     local last
     while true do
-        local st, err = fetch_status(conn, open_id, opts.as, publish_id)
+        local st, err = fetch_status(conn, open_id, opts.as, publish_id, deadline_ms)
         if st then
             last = st
             emit(opts, { stage = "status", status = st.status, publish_id = publish_id,
@@ -377,9 +378,13 @@ end
 
 -- Init: once. A 401 means TikTok refused it (nothing was created), so one
 -- refresh and one repeat are safe; an ambiguous failure is not.
-local function init_once(conn, opts, open_id, valid, file)
+local function init_once(conn, opts, open_id, valid, file, deadline_ms)
     emit(opts, { stage = "init" })
     local init, err = conn:_with_token(open_id, opts.as, function(token)
+        local ok, berr = true, nil
+        if valid.mode == "inbox" then ok, berr = conn:_budget("inbox", open_id, nil) end
+        if ok then ok, berr = conn:_budget("init", open_id, deadline_ms) end
+        if not ok then return nil, berr end
         return api.init(conn:_api(), token, valid, file)
     end)
     if init then return init end
@@ -399,7 +404,7 @@ local function post(opts)
 
     local valid, open_id, file = prepare(conn, opts)
     if not valid then return nil, open_id end
-    local init, err = init_once(conn, opts, open_id, valid, file)
+    local init, err = init_once(conn, opts, open_id, valid, file, deadline)
     if not init then return nil, err end
     local publish_id = init.publish_id
     if opts.on_publish then opts.on_publish(publish_id) end

@@ -12,7 +12,7 @@ local CONNECT_TYPES = {
     timeout_ms = "integer", connect_timeout_ms = "integer", low_speed_ms = "integer",
     refresh_skew_ms = "integer", audited = "boolean", verified_prefixes = "table", chunk_size = "integer",
     upload_retries = "integer", chunk_timeout_ms = "integer", wait_timeout_ms = "integer", poll_ms = "integer",
-    status_rate_per_min = "integer", log = "function", thread_pool = "string", thread_pool_size = "integer",
+    rate_limits = "table", log = "function", thread_pool = "string", thread_pool_size = "integer",
 }
 local POST_TYPES = {
     account = "string", as = "table", video_url = "string", video_file = "string", photo_urls = "table",
