@@ -471,9 +471,10 @@ io.write(table.concat(out, " "))
         os.execute("chmod 0755 '" .. dir .. "'; chmod 0644 '" .. script .. "'")
         -- the build this process runs (5.4, LuaJIT or ASan), and under ASan its runtime
         local cpath = package.searchpath("tiktok.core", package.cpath):gsub("tiktok/core%.so$", "?.so")
-        local cmd = ("cd / && env LUA_CPATH='%s;;' LUA_CPATH_5_4='%s;;' setpriv --reuid=65534 --regid=65534 "
-                     .. "--clear-groups %s %s %s 2>&1"):format(cpath, cpath, os.getenv("TIKTOK_CHILD_PREFIX") or "",
-                     jit and "luajit" or "lua5.4", script)
+        -- as root, become nobody; any other user is unprivileged already
+        local as = core.check_private_dir("/") and "setpriv --reuid=65534 --regid=65534 --clear-groups" or ""
+        local cmd = ("cd / && env LUA_CPATH='%s;;' LUA_CPATH_5_4='%s;;' %s %s %s %s 2>&1"):format(cpath, cpath, as,
+                     os.getenv("TIKTOK_CHILD_PREFIX") or "", jit and "luajit" or "lua5.4", script)
         local p = io.popen(cmd)
         local out = p:read("*a")
         p:close()
