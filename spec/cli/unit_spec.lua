@@ -468,6 +468,33 @@ describe("tiktok.cli.main", function()
             assert.equal(4, r.code, r.err)
         end)
 
+        it("connect keeps the state and the PKCE verifier in a private pending file, and prints neither secret",
+           function()
+            local env = {}
+            for k, v in pairs(ENV) do env[k] = v end
+            env.TIKTOK_STORE = TMP .. "/new/folder/accounts.json"
+            local r = main({ "--json", "connect" }, { env = env })
+            assert.equal(0, r.code, r.err)
+            local v = cjson.decode(r.out)
+            local pending = cjson.decode(io.open(env.TIKTOK_STORE .. ".pending"):read("*a"))
+            assert.equal(v.state, pending.state)
+            assert.matches("^%x+$", pending.code_verifier)
+            assert.not_matches(pending.code_verifier, r.out, 1, true)
+            assert.matches("code_challenge=%x+", v.authorize_url)
+            assert.matches("code_challenge_method=S256", v.authorize_url, 1, true)
+            local core = require "tiktok.core"
+            assert.equal(448, core.stat(TMP .. "/new/folder").mode)   -- 0700
+            r = main({ "connect" }, { env = env })
+            assert.not_matches(cjson.decode(io.open(env.TIKTOK_STORE .. ".pending"):read("*a")).code_verifier,
+                               r.out, 1, true)
+            -- a folder others can write to is refused (exit 5)
+            os.execute("mkdir -p " .. TMP .. "/open && chmod 777 " .. TMP .. "/open")
+            env.TIKTOK_STORE = TMP .. "/open/accounts.json"
+            r = main({ "--json", "connect" }, { env = env })
+            assert.equal(5, r.code)
+            assert.equal("store", cjson.decode(r.out).error.code)
+        end)
+
         it("several accounts and no --account: exit 2 naming them", function()
             local doc = cjson.decode(io.open(store):read("*a"))
             doc.accounts._b = { open_id = "_b", client_key = "ck", scopes = {} }

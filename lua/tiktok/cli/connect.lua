@@ -89,15 +89,14 @@ local function pending_path(store)
     return store.path .. ".pending"
 end
 
--- The folder of path, made when missing (0700).
-local function ensure_dir(path)
-    local dir = path:match("^(.*)/[^/]*$")
-    if not dir or dir == "" or core.stat(dir) then return end
-    if core.mkdir_p then
-        core.mkdir_p(dir, tonumber("700", 8))
-    else
-        os.execute("mkdir -p -m 0700 '" .. dir:gsub("'", "'\\''") .. "'")
-    end
+-- Writes the pending file next to the store, under the store's lock: the
+-- store makes its folder (0700) and refuses one others can write to.
+local function write_pending(store, ppath, pending)
+    local text = assert(json.encode(pending))
+    local ok, kind, msg = store:locked(function() return core.write_file_atomic(ppath, text) end)
+    if ok then return true end
+    if errors.is(kind) then return nil, kind end
+    return nil, errors.from_core("cannot write the pending connection " .. ppath, kind, msg, nil, nil, "store")
 end
 
 local function print_connected(ctx, acc)
@@ -177,14 +176,11 @@ local function start(ctx)
     local conn, store, out = ctx.conn, ctx.store, ctx.out
     local url, state, verifier = conn:authorize_url({ pkce = ctx.checked.pkce })
     local ppath = pending_path(store)
-    ensure_dir(ppath)
-    local ok, msg = core.write_file_atomic(ppath, assert(json.encode({
+    local ok, err = write_pending(store, ppath, {
         version = 1, state = state, code_verifier = verifier, client_key = conn.opts.client_key,
         redirect_uri = conn.opts.redirect_uri, created_at = floor(core.now_ms() / 1000),
-    })))
-    if not ok then
-        return nil, errors.new("store", "cannot write the pending connection " .. ppath .. ": " .. tostring(msg))
-    end
+    })
+    if not ok then return nil, err end
     if out.json_mode then
         out:json({ authorize_url = url, redirect_uri = conn.opts.redirect_uri, state = state,
                    pending_file = ppath, next = "tiktok connect --callback URL" })
