@@ -9,6 +9,7 @@
 --   pg.tcp_conninfo     -- with opts.tls: "host=127.0.0.1 port=N ... sslmode=require"
 --   pg:psql(sql)        -- runs sql through psql, returns its output (unaligned, tuples only)
 --   pg:stop_server()/pg:start_server()   -- a restart, keeping the data
+--   pg:start_command()  -- the shell command that starts it (to run in the background)
 --   pg:stop()           -- stops and removes everything
 local _M = {}
 local PG = {}
@@ -53,14 +54,19 @@ function PG:_as(cmd)
     return cmd
 end
 
-function PG:start_server()
+-- The shell command that starts the server (pg_ctl start, waiting for it).
+function PG:start_command()
     local opts = ("-k %s -p %d -c listen_addresses=%s -c fsync=off -c max_connections=200"
                   .. " -c shared_buffers=16MB%s"):format(
         self.dir, self.port, self.tls and "127.0.0.1" or "''",
         self.tls and (" -c ssl=on -c ssl_cert_file=%s/server.crt -c ssl_key_file=%s/server.key")
                      :format(self.dir, self.dir) or "")
-    local out, rc = exec(self:_as(("%s/pg_ctl -D %s -l %s/server.log -w -t 60 -o %s start"):format(
-        self.bin, sh(self.data), self.dir, sh(opts))))
+    return self:_as(("%s/pg_ctl -D %s -l %s/server.log -w -t 60 -o %s start"):format(
+        self.bin, sh(self.data), self.dir, sh(opts)))
+end
+
+function PG:start_server()
+    local out, rc = exec(self:start_command())
     if rc ~= 0 then
         local log = exec("tail -20 " .. sh(self.dir .. "/server.log"))
         error("pg_ctl start failed (exit " .. tostring(rc) .. "):\n" .. out .. "\n" .. log, 2)
