@@ -31,7 +31,7 @@ TT_API int luaopen_tiktok_core(lua_State *L) {
   tt_open_crypto(L);
   tt_open_media(L);
   tt_open_util(L);
-  { void tt_open_relay(lua_State *L); tt_open_relay(L); }   /* relay.c: URL relay engine */
+  tt_open_relay(L);
   tt_open_aead(L);   /* aead.c: AES-256-GCM for the stores' tokens at rest */
   lua_pushinteger(L, LUA_VERSION_NUM); lua_setfield(L, -2, "lua_version_num");
   /* curl_version_info, not curl_version(): the latter initialises OpenLDAP,

@@ -7,6 +7,9 @@
  *   media.c    glue for the pure planner and probe: plan, chunk ranges,
  *              Content-Range, the container probe
  *   util.c     the one failure helper, clocks, the JSON big-integer guard
+ *   relay.c    the URL relay engine: a video URL's byte ranges streamed
+ *              into chunk PUTs through one curl multi handle
+ *   aead.c     AES-256-GCM (libcrypto) for the stores' tokens at rest
  * The pure helpers behind them (plan.c, encode.c, probe.c, sha256.c) are
  * declared in tt.h and touch neither Lua nor libcurl.
  *
@@ -27,7 +30,10 @@ void tt_sleep_ms(long ms);         /* sleeps, resuming after signals */
 /* The one way a tiktok.core function reports a runtime failure (in the
  * manner of luv's luv_error). It pushes
  *     nil, kind, message          for everything but transfers
- *     nil, kind, message, sent    for session:request and session:upload
+ *     nil, kind, message, sent    for session:request, session:upload and
+ *                                 the relay's put_chunk (which adds a fifth
+ *                                 value, "download", when the failure is
+ *                                 the video URL's rather than the PUT's)
  * and returns how many values it pushed, so `return tt_fail(...)` ends the
  * function. Misuse (wrong argument types, a missing required option)
  * raises instead.
@@ -42,7 +48,11 @@ void tt_sleep_ms(long ms);         /* sleeps, resuming after signals */
  *              "EOTHER" for one not in tt_errno_name's list), "busy" (the
  *              lock was held past the timeout), "unsafe" (a folder others
  *              can write to, or owned by someone else)
- *   media      "unsupported_media" (not an MP4, MOV or WebM; probe)
+ *   media      "unsupported_media" (not an MP4, MOV or WebM; probe, relay)
+ *   relay      "refused" (a video URL it will not fetch), "http" (the video
+ *              URL answered an unusable status)
+ *   aead       "crypto" (libcrypto failed), "auth" (wrong key or altered
+ *              value), "invalid" (not a sealed value)
  *   parsers    "invalid" (plan, plan_check, parse_content_range,
  *              json_quote_bigints)
  *
@@ -68,6 +78,7 @@ void tt_open_files(lua_State *L);
 void tt_open_crypto(lua_State *L);
 void tt_open_media(lua_State *L);
 void tt_open_util(lua_State *L);
+void tt_open_relay(lua_State *L);
 void tt_open_aead(lua_State *L);   /* aead.c: AES-256-GCM (libcrypto) */
 
 #endif

@@ -1033,7 +1033,7 @@ end
 local CORE_CODES = {
     timeout = "timeout", tls = "tls", network = "network", aborted = "network",
     too_big = "bad_response", invalid = "invalid_argument", busy = "busy",
-    unsupported_media = "unsupported_media",
+    unsupported_media = "unsupported_media", refused = "relay_refused", http = "http",
 }
 local CORE_TRANSPORT = { timeout = true, tls = true, network = true }
 -- What to do about a file failure, by errno name.

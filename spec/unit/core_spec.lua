@@ -362,6 +362,8 @@ describe("tiktok.errors.from_core", function()
         assert.equal("busy", errors.from_core("lock", "busy", "held", nil, nil, "store").code)
         assert.equal("store", errors.from_core("store", "unsafe", "group-writable", nil, nil, "store").code)
         assert.equal("unsupported_media", errors.from_core("video_file a", "unsupported_media", "not an MP4").code)
+        assert.equal("relay_refused", errors.from_core("video URL", "refused", "a private address").code)
+        assert.equal("http", errors.from_core("video URL", "http", "HTTP 404").code)
         assert.has_error(function() errors.from_core("x", "ENOENT", "m", nil, nil, "disk") end)
     end)
 
