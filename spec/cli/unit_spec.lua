@@ -281,6 +281,9 @@ describe("tiktok.cli.args", function()
         assert.is_true(p.opts["--allow-duets"])
         assert.is_nil(p.opts["--var"])
         assert.same({}, p.args)
+        p = assert(parse({ "--json", "status", "x", "--wait", "--wait", "--json" }))   -- a switch twice is on
+        assert.is_true(p.opts["--wait"])
+        assert.same({ "x" }, p.args)
     end)
 
     it("says what is wrong in the command line's words (code usage, exit 2)", function()
@@ -292,7 +295,6 @@ describe("tiktok.cli.args", function()
             { { "post", "--caption" }, "--caption needs a value (--caption TEXT)" },
             { { "post", "--json=yes" }, "--json takes no value" },
             { { "post", "--privacy", "A", "--privacy", "B" }, "--privacy is given more than once" },
-            { { "status", "--wait", "--wait" }, "--wait is given more than once" },
         }
         for _, c in ipairs(cases) do
             local p, err = parse(c[1])

@@ -43,7 +43,7 @@ local function add_option(p, o, info)
         if o["repeat"] then el:count("*") else el:overwrite(false) end
         info.metavar[o.flag] = o.metavar
     else
-        el = p:flag(names):overwrite(false)
+        el = p:flag(names)   -- a switch given twice is still on, as before
     end
     el:target(target):description(o.help or "")
     local kind = o.metavar and "value" or "switch"
