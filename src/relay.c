@@ -823,8 +823,9 @@ static int l_relay_open(lua_State *L) {
   ps->first_len = g.got;
   if (ps->size < 12) {
     curl_slist_free_all(ps->hl);
-    return tt_fail(L, "unsupported_media", 0, "the video URL serves %lld bytes, too few to be a video",
-                   (long long)ps->size);
+    snprintf(ps->err.bad, sizeof ps->err.bad, "the video URL serves %lld bytes, too few to be a video",
+             (long long)ps->size);
+    return tt_fail(L, "unsupported_media", 0, "%s", ps->err.bad);
   }
   perr = tt_probe(probe_read, ps, ps->size, &m);
   curl_slist_free_all(ps->hl);
@@ -881,10 +882,12 @@ static int l_relay_spool(lua_State *L) {
   if (!dir) dir = getenv("TMPDIR");
   if (!dir || !*dir) dir = "/tmp";
   drop_spool(r);
-  if (size > maxb)
-    return tt_fail(L, "refused", 0, "the video is %lld bytes and its server does not support range requests: "
-                   "relaying it needs a temporary copy, which is capped at %lld bytes",
-                   (long long)size, (long long)maxb);
+  if (size > maxb) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "the video is %lld bytes and its server does not support range requests: "
+             "relaying it needs a temporary copy, which is capped at %lld bytes", (long long)size, (long long)maxb);
+    return tt_fail(L, "refused", 0, "%s", msg);
+  }
   hl = identity_headers();
   if (!hl) return luaL_error(L, "out of memory");
   r->spool_fd = tmp_fd(dir);
