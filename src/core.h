@@ -69,6 +69,18 @@ int tt_fail(lua_State *L, const char *kind, int sent, const char *fmt, ...);
  * path is a symbolic link). */
 int tt_fail_errno(lua_State *L, int e, const char *what);
 const char *tt_errno_name(int e);
+
+/* Options from the table at index t (they raise on a wrong type, so call
+ * them before allocating anything Lua does not own). tt_opt_int reads a
+ * non-negative integer (durations in ms, sizes, nice); def < 0 makes it
+ * required: the defaults live in Lua, so C raises instead of inventing
+ * one. tt_opt_str returns NULL when absent (the string stays referenced
+ * by the table). */
+long tt_opt_int(lua_State *L, int t, const char *k, long def);
+const char *tt_opt_str(lua_State *L, int t, const char *k, size_t *len);
+/* Pushes a table of the HTTP header block p[0..len) (the last response's):
+ * lower-case names, surrounding blanks trimmed, the last value wins. */
+void tt_push_headers(lua_State *L, const char *p, size_t len);
 /* session.c */
 int tt_curl_init(void);            /* curl_global_init once; 0 when it failed */
 

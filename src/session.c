@@ -75,34 +75,6 @@ static tt_session *check_session(lua_State *L, int idx) {
   return s;
 }
 
-/* A non-negative integer option (durations in ms, nice, buffer_size).
- * def < 0: required (the defaults live in Lua, tiktok.connection, so C
- * raises instead of inventing one). */
-static long opt_int(lua_State *L, int t, const char *k, long def) {
-  long v;
-  lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) {
-    if (def < 0) luaL_error(L, "option '%s' is required", k);
-    lua_pop(L, 1);
-    return def;
-  }
-  if (!lua_isnumber(L, -1)) luaL_error(L, "option '%s' must be a number", k);
-  v = (long)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (v < 0) luaL_error(L, "option '%s' must not be negative", k);
-  return v;
-}
-
-static const char *opt_str(lua_State *L, int t, const char *k, size_t *len) {
-  const char *s;
-  lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); if (len) *len = 0; return NULL; }
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
-  s = lua_tolstring(L, -1, len);
-  lua_pop(L, 1);   /* still referenced by the options table */
-  return s;
-}
-
 /* core.session{ ca_file, connect_timeout_ms, timeout_ms, low_speed_ms }
  * The three durations are required; low_speed_ms = 0 turns the stall
  * check off. */
@@ -111,10 +83,10 @@ static int l_session(lua_State *L) {
   const char *ca;
   long cto, to, ls;
   luaL_checktype(L, 1, LUA_TTABLE);
-  ca = opt_str(L, 1, "ca_file", NULL);
-  cto = opt_int(L, 1, "connect_timeout_ms", -1);
-  to = opt_int(L, 1, "timeout_ms", -1);
-  ls = opt_int(L, 1, "low_speed_ms", -1);
+  ca = tt_opt_str(L, 1, "ca_file", NULL);
+  cto = tt_opt_int(L, 1, "connect_timeout_ms", -1);
+  to = tt_opt_int(L, 1, "timeout_ms", -1);
+  ls = tt_opt_int(L, 1, "low_speed_ms", -1);
   s = lua_newuserdata(L, sizeof *s);
   memset(s, 0, sizeof *s);
   s->body.max = MAX_BODY; s->headers.max = MAX_HEADERS;
@@ -211,32 +183,6 @@ static void setup(tt_session *s, const char *url, long timeout_ms) {
   buf_reset(&s->body); buf_reset(&s->headers);
 }
 
-/* Pushes the parsed response headers (lower-case names, last value wins). */
-static void push_headers(lua_State *L, tt_buf *b) {
-  size_t i = 0;
-  lua_newtable(L);
-  while (i < b->len) {
-    size_t e = i, colon = 0, k;
-    while (e < b->len && b->p[e] != '\n') e++;
-    for (k = i; k < e; k++) if (b->p[k] == ':') { colon = k; break; }
-    if (colon > i) {
-      size_t vs = colon + 1, ve = e;
-      char name[128];
-      size_t nl = colon - i < sizeof name ? colon - i : sizeof name - 1;
-      for (k = 0; k < nl; k++) {
-        char ch = b->p[i + k];
-        name[k] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
-      }
-      while (vs < ve && (b->p[vs] == ' ' || b->p[vs] == '\t')) vs++;
-      while (ve > vs && (b->p[ve - 1] == '\r' || b->p[ve - 1] == ' ')) ve--;
-      lua_pushlstring(L, name, nl);
-      lua_pushlstring(L, b->p + vs, ve - vs);
-      lua_rawset(L, -3);
-    }
-    i = e + 1;
-  }
-}
-
 /* Whether any byte of the request may have reached the peer (the `sent`
  * of tt_fail): libcurl got as far as sending (the connection was ready,
  * pretransfer time set) or counted request bytes. */
@@ -264,7 +210,7 @@ static int finish(lua_State *L, tt_session *s, CURLcode rc) {
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, status); lua_setfield(L, -2, "status");
   lua_pushlstring(L, s->body.p ? s->body.p : "", s->body.len); lua_setfield(L, -2, "body");
-  push_headers(L, &s->headers); lua_setfield(L, -2, "headers");
+  tt_push_headers(L, s->headers.p, s->headers.len); lua_setfield(L, -2, "headers");
   lua_pushinteger(L, conns); lua_setfield(L, -2, "connects");
   return 1;
 }
@@ -344,10 +290,10 @@ static int l_request(lua_State *L) {
   lua_getfield(L, 2, "once");
   once = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  method = opt_str(L, 2, "method", NULL);
-  url = opt_str(L, 2, "url", &urllen);
-  body = opt_str(L, 2, "body", &bodylen);
-  timeout = opt_int(L, 2, "timeout_ms", s->timeout_ms);
+  method = tt_opt_str(L, 2, "method", NULL);
+  url = tt_opt_str(L, 2, "url", &urllen);
+  body = tt_opt_str(L, 2, "body", &bodylen);
+  timeout = tt_opt_int(L, 2, "timeout_ms", s->timeout_ms);
   if (!method) method = "GET";
   if (!url) return luaL_error(L, "option 'url' is required");
   if (!clean_line(url, urllen) || strlen(url) != urllen)
@@ -515,17 +461,17 @@ static int l_upload(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   memset(&u, 0, sizeof u);
   u.L = L; u.fd = -1;
-  url = opt_str(L, 2, "url", &urllen);
-  path = opt_str(L, 2, "path", NULL);
-  ctype = opt_str(L, 2, "content_type", &ctlen);
+  url = tt_opt_str(L, 2, "url", &urllen);
+  path = tt_opt_str(L, 2, "path", NULL);
+  ctype = tt_opt_str(L, 2, "content_type", &ctlen);
   if (!url || !path || !ctype) return luaL_error(L, "options 'url', 'path' and 'content_type' are required");
   u.offset = opt_i64(L, 2, "offset");
   u.length = opt_i64(L, 2, "length");
   total = opt_i64(L, 2, "total");
-  timeout = opt_int(L, 2, "timeout_ms", -1);
-  nice = opt_int(L, 2, "nice", 0);
+  timeout = tt_opt_int(L, 2, "timeout_ms", -1);
+  nice = tt_opt_int(L, 2, "nice", 0);
   if (nice > 19) return luaL_error(L, "option 'nice' must be between 0 and 19");
-  bufsize = opt_int(L, 2, "buffer_size", 0);
+  bufsize = tt_opt_int(L, 2, "buffer_size", 0);
   if (bufsize != 0 && (bufsize < TT_MIN_UPLOAD_BUFFER || bufsize > TT_MAX_UPLOAD_BUFFER))
     return luaL_error(L, "option 'buffer_size' must be between 16384 and 2097152 bytes");
 #if !TT_HAS_UPLOAD_BUFFERSIZE

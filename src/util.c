@@ -72,6 +72,57 @@ static int l_json_bigints(lua_State *L) {
   return 1;
 }
 
+/* ---------------------------------------------------- options and headers */
+
+long tt_opt_int(lua_State *L, int t, const char *k, long def) {
+  long v;
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) {
+    if (def < 0) luaL_error(L, "option '%s' is required", k);
+    lua_pop(L, 1);
+    return def;
+  }
+  if (!lua_isnumber(L, -1)) luaL_error(L, "option '%s' must be a number", k);
+  v = (long)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (v < 0) luaL_error(L, "option '%s' must not be negative", k);
+  return v;
+}
+
+const char *tt_opt_str(lua_State *L, int t, const char *k, size_t *len) {
+  const char *s;
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); if (len) *len = 0; return NULL; }
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
+  s = lua_tolstring(L, -1, len);
+  lua_pop(L, 1);   /* still referenced by the options table */
+  return s;
+}
+
+void tt_push_headers(lua_State *L, const char *p, size_t len) {
+  size_t i = 0;
+  lua_newtable(L);
+  while (i < len) {
+    size_t e = i, colon = 0, k;
+    while (e < len && p[e] != '\n') e++;
+    for (k = i; k < e; k++) if (p[k] == ':') { colon = k; break; }
+    if (colon > i && colon - i < 128) {
+      size_t vs = colon + 1, ve = e;
+      char name[128];
+      for (k = 0; k < colon - i; k++) {
+        char ch = p[i + k];
+        name[k] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
+      }
+      while (vs < ve && (p[vs] == ' ' || p[vs] == '\t')) vs++;
+      while (ve > vs && (p[ve - 1] == '\r' || p[ve - 1] == ' ')) ve--;
+      lua_pushlstring(L, name, colon - i);
+      lua_pushlstring(L, p + vs, ve - vs);
+      lua_rawset(L, -3);
+    }
+    i = e + 1;
+  }
+}
+
 static int l_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
