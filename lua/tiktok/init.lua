@@ -137,6 +137,12 @@ function _M.apps(opts)
     return require("tiktok.apps").new(opts)
 end
 
+-- tiktok.jobs{ connection, ... } -> durable posts in the connection's
+-- store: enqueue, get, list, cancel, work (tiktok.jobs).
+function _M.jobs(opts)
+    return require("tiktok.jobs").new(opts)
+end
+
 -- tiktok.check{ tiktok.connect options } -> report | nil, err: is this
 -- TikTok app set up right, before anybody connects (tiktok.check)?
 function _M.check(opts)

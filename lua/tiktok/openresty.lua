@@ -162,15 +162,16 @@ end
 -- The one place that decides where a library call runs. The result calls
 -- fn directly outside nginx (and inside a worker thread); in an nginx
 -- handler or timer it sends the call to a worker thread, where
--- tiktok.thread_impl runs fn. kind "conn": fn is a connection method
--- (self, a, b). kind "post": fn takes one options table, and split(opts)
--- checks it and returns the connection and a plain copy to send.
+-- tiktok.thread_impl runs fn. kind "conn" (tiktok.connection) or "jobs"
+-- (tiktok.jobs): fn takes the connection first (conn, a, b). kind "post":
+-- fn takes one options table, and split(opts) checks it and returns the
+-- connection and a plain copy to send.
 function _M.method(kind, name, fn, split)
     return function(a, b, c)
         local off, err = _M.offload()
         if off == nil then return nil, err end
         if not off then return fn(a, b, c) end
-        if kind == "conn" then return _M.call(a, kind, name, b, c) end
+        if kind ~= "post" then return _M.call(a, kind, name, b, c) end
         local conn, args = split(a)
         return _M.call(conn, kind, name, args)
     end

@@ -26,8 +26,8 @@ local _M = {}
 -- tiktok.settings, so any type is accepted here) and the call's own options.
 local POST_SPEC = {
     connection = "table", account = "string", as = "table", vars = "table", wait = "boolean",
-    on_progress = "function", on_publish = "function", wait_timeout_ms = "integer", detach = "boolean",
-    wording = "string",
+    on_progress = "function", on_publish = "function", on_init = "function", wait_timeout_ms = "integer",
+    detach = "boolean", wording = "string",
 }
 for _, f in ipairs(fields.list) do POST_SPEC[f.name] = "any" end
 
@@ -385,6 +385,8 @@ local function init_once(conn, opts, open_id, valid, file, deadline_ms)
         if valid.mode == "inbox" then ok, berr = conn:_budget("inbox", open_id, nil) end
         if ok then ok, berr = conn:_budget("init", open_id, deadline_ms) end
         if not ok then return nil, berr end
+        -- The last moment before the post may exist at TikTok: journal it.
+        if opts.on_init then opts.on_init() end
         return api.init(conn:_api(), token, valid, file)
     end)
     if init then return init end

@@ -78,7 +78,8 @@ _M.LIMITS = LIMITS
 -- keys out of a larger table.
 local ACCEPTED = {
     connection = "table", account = "string", as = "table", vars = "table", wait = "boolean",
-    on_progress = "function", on_publish = "function", wait_timeout_ms = "number", detach = "boolean",
+    on_progress = "function", on_publish = "function", on_init = "function", wait_timeout_ms = "number",
+    detach = "boolean",
     wording = "string", duration_sec = "any",
 }
 for _, f in ipairs(fields.list) do ACCEPTED[f.name] = "field" end

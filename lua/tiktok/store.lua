@@ -10,8 +10,9 @@
 -- and, to journal uploads in flight (tiktok.post{detach}, tiktok.resume):
 --   store:get_upload(publish_id) / store:put_upload(job) / store:delete_upload(publish_id)
 --   store:list_uploads() -> array of jobs (uploads to resume after a restart)
--- and, for TikTok app configurations (tiktok.apps):
+-- and, for TikTok app configurations (tiktok.apps) and durable posts (tiktok.jobs):
 --   store:get_app(id) / store:put_app(rec) / store:delete_app(id) / store:list_apps()
+--   store:get_job(id) / store:put_job(job) / store:delete_job(id) / store:list_jobs()
 -- and, to refuse a replayed webhook delivery (tiktok.webhook.verify{store}):
 --   store:claim_once(key, expires_at) -> true the first time key is claimed
 --                              before expires_at (epoch seconds), false after
@@ -45,10 +46,10 @@ end
 
 -- The collections a store keeps besides accounts, with the field that keys
 -- each record: upload journals (tiktok.resume) and TikTok app
--- configurations (tiktok.apps). Each gets get_X(id), put_X(rec),
+-- configurations (tiktok.apps), jobs (tiktok.jobs). Each gets get_X(id), put_X(rec),
 -- delete_X(id) and list_Xs() in every store; the memory and file stores
 -- make them below from this table.
-local COLLECTIONS = { upload = "publish_id", app = "id" }
+local COLLECTIONS = { upload = "publish_id", app = "id", job = "id" }
 _M.COLLECTIONS = COLLECTIONS
 
 local function sorted_by(map, key)
@@ -178,10 +179,10 @@ function file:_doc()
     if not safe then return nil, err end
     local text, kind, msg = core.read_file(self.path)
     if not text then
-        if kind == "ENOENT" then return { version = 1, accounts = {}, uploads = {}, apps = {} } end
+        if kind == "ENOENT" then return { version = 1, accounts = {}, uploads = {}, apps = {}, jobs = {} } end
         return nil, errors.from_core("cannot read the account store " .. self.path, kind, msg, nil, nil, "store")
     end
-    if text == "" then return { version = 1, accounts = {}, uploads = {}, apps = {} } end
+    if text == "" then return { version = 1, accounts = {}, uploads = {}, apps = {}, jobs = {} } end
     local doc = util.json_decode(text)
     if type(doc) ~= "table" or type(doc.accounts) ~= "table" then
         return nil, errors.new("store", "the account store " .. self.path

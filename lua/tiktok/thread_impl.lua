@@ -47,11 +47,12 @@ function _M.call(cfg, kind, name, a, b)
     local conn, cerr = get_conn(cfg)
     if not conn then return "ok", nil, plain_err(cerr), logs end
     local ok, r1, r2 = pcall(function()
-        if kind == "conn" then
-            return connection._io[name](conn, a, b)
+        if kind == "post" then
+            a.connection = conn
+            return post._io[name](a)
         end
-        a.connection = conn
-        return post._io[name](a)
+        local mod = kind == "jobs" and require("tiktok.jobs") or connection
+        return mod._io[name](conn, a, b)
     end)
     local l = logs
     logs = nil
