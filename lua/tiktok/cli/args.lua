@@ -76,7 +76,7 @@ function _M.build(commands, order, main)
         local c = commands[name]
         local cp = p:command(name):add_help(false):summary(c.summary):description(command_help(c))
             :usage("Usage: " .. concat(c.usage, "\n       "))
-            :epilog("Global options: --config FILE, --env-file FILE, --json, --help (see tiktok --help)")
+            :epilog("Global options: --config FILE, --env-file FILE, --json, --help (tiktok --help)")
         for _, o in ipairs(c.options) do add_option(cp, o, info) end
         cp:argument("args"):args("*"):hidden(true)
         info.parsers[name] = cp
