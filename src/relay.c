@@ -198,17 +198,6 @@ static tt_relay *check_relay(lua_State *L, int idx) {
   return r;
 }
 
-static long ropt_int(lua_State *L, int t, const char *k, long def) {
-  long v;
-  lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
-  if (!lua_isnumber(L, -1)) luaL_error(L, "option '%s' must be a number", k);
-  v = (long)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (v < 0) luaL_error(L, "option '%s' must not be negative", k);
-  return v;
-}
-
 static int64_t ropt_i64(lua_State *L, int t, const char *k, int64_t def) {
   lua_Number n;
   lua_getfield(L, t, k);
@@ -219,16 +208,6 @@ static int64_t ropt_i64(lua_State *L, int t, const char *k, int64_t def) {
   if (!(n >= 0 && n <= 9007199254740992.0) || n != (lua_Number)(int64_t)n)
     luaL_error(L, "option '%s' must be a non-negative integer", k);
   return (int64_t)n;
-}
-
-static const char *ropt_str(lua_State *L, int t, const char *k, size_t *len) {
-  const char *s;
-  lua_getfield(L, t, k);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); if (len) *len = 0; return NULL; }
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
-  s = lua_tolstring(L, -1, len);
-  lua_pop(L, 1);
-  return s;
 }
 
 static int clean(const char *s, size_t len) {
@@ -662,11 +641,10 @@ static int l_relay(lua_State *L) {
   long cto, ls, bs;
   int priv;
   luaL_checktype(L, 1, LUA_TTABLE);
-  ca = ropt_str(L, 1, "ca_file", NULL);
-  cto = ropt_int(L, 1, "connect_timeout_ms", -1);
-  ls = ropt_int(L, 1, "low_speed_ms", -1);
-  if (cto < 0 || ls < 0) return luaL_error(L, "options 'connect_timeout_ms' and 'low_speed_ms' are required");
-  bs = ropt_int(L, 1, "buffer_size", RELAY_RING_DEFAULT);
+  ca = tt_opt_str(L, 1, "ca_file", NULL);
+  cto = tt_opt_int(L, 1, "connect_timeout_ms", -1);
+  ls = tt_opt_int(L, 1, "low_speed_ms", -1);
+  bs = tt_opt_int(L, 1, "buffer_size", RELAY_RING_DEFAULT);
   if (bs < RELAY_RING_MIN || bs > RELAY_RING_MAX)
     return luaL_error(L, "option 'buffer_size' must be between 65536 and 16777216 bytes");
   r = lua_newuserdata(L, sizeof *r);
@@ -802,10 +780,10 @@ static int l_relay_open(lua_State *L) {
   rget g;
   tt_media m;
   luaL_checktype(L, 2, LUA_TTABLE);
-  url = ropt_str(L, 2, "url", &urllen);
+  url = tt_opt_str(L, 2, "url", &urllen);
   if (!url) return luaL_error(L, "option 'url' is required");
   maxb = ropt_i64(L, 2, "max_bytes", TT_MAX_VIDEO);
-  timeout = ropt_int(L, 2, "timeout_ms", 30000);
+  timeout = tt_opt_int(L, 2, "timeout_ms", 30000);
   if (!clean(url, urllen) || strlen(url) != urllen)
     return tt_fail(L, "refused", 0, "the video URL contains a line break or NUL byte");
   ps = lua_newuserdata(L, sizeof *ps);         /* collected by Lua: nothing to free on a raise */
@@ -872,13 +850,13 @@ static int l_relay_spool(lua_State *L) {
   struct curl_slist *hl;
   rget g;
   luaL_checktype(L, 2, LUA_TTABLE);
-  url = ropt_str(L, 2, "url", NULL);
+  url = tt_opt_str(L, 2, "url", NULL);
   if (!url) return luaL_error(L, "option 'url' is required");
   size = ropt_i64(L, 2, "size", -1);
   if (size < 0) return luaL_error(L, "option 'size' is required");
   maxb = ropt_i64(L, 2, "max_bytes", TT_MAX_VIDEO);
-  timeout = ropt_int(L, 2, "timeout_ms", 0);
-  dir = ropt_str(L, 2, "dir", NULL);
+  timeout = tt_opt_int(L, 2, "timeout_ms", 0);
+  dir = tt_opt_str(L, 2, "dir", NULL);
   if (!dir) dir = getenv("TMPDIR");
   if (!dir || !*dir) dir = "/tmp";
   drop_spool(r);
@@ -909,31 +887,6 @@ static int l_relay_spool(lua_State *L) {
   return 1;
 }
 
-/* Pushes the parsed PUT answer headers (lower-case names, last one wins). */
-static void push_headers(lua_State *L, rbuf *b) {
-  size_t i = 0;
-  lua_newtable(L);
-  while (i < b->len) {
-    size_t e = i, colon = 0, k;
-    while (e < b->len && b->p[e] != '\n') e++;
-    for (k = i; k < e; k++) if (b->p[k] == ':') { colon = k; break; }
-    if (colon > i && colon - i < 128) {
-      size_t vs = colon + 1, ve = e;
-      char name[128];
-      for (k = 0; k < colon - i; k++) {
-        char ch = b->p[i + k];
-        name[k] = (ch >= 'A' && ch <= 'Z') ? ch + 32 : ch;
-      }
-      while (vs < ve && (b->p[vs] == ' ' || b->p[vs] == '\t')) vs++;
-      while (ve > vs && (b->p[ve - 1] == '\r' || b->p[ve - 1] == ' ')) ve--;
-      lua_pushlstring(L, name, colon - i);
-      lua_pushlstring(L, b->p + vs, ve - vs);
-      lua_rawset(L, -3);
-    }
-    i = e + 1;
-  }
-}
-
 /* relay:put_chunk{ url, upload_url, offset, length, total, content_type,
  *                  ranges = true, spool = false, timeout_ms, progress }
  *   -> { status, headers, body, connects, downloaded } | nil, kind, message, sent[, "download"]
@@ -962,14 +915,14 @@ static int l_relay_put(lua_State *L) {
   rprog pr;
   long status = 0, conns = 0;
   luaL_checktype(L, 2, LUA_TTABLE);
-  url = ropt_str(L, 2, "url", &ulen);
-  uurl = ropt_str(L, 2, "upload_url", &uulen);
-  ctype = ropt_str(L, 2, "content_type", &ctlen);
+  url = tt_opt_str(L, 2, "url", &ulen);
+  uurl = tt_opt_str(L, 2, "upload_url", &uulen);
+  ctype = tt_opt_str(L, 2, "content_type", &ctlen);
   if (!url || !uurl || !ctype) return luaL_error(L, "options 'url', 'upload_url' and 'content_type' are required");
   off = ropt_i64(L, 2, "offset", -1);
   len = ropt_i64(L, 2, "length", -1);
   total = ropt_i64(L, 2, "total", -1);
-  timeout = ropt_int(L, 2, "timeout_ms", 0);
+  timeout = tt_opt_int(L, 2, "timeout_ms", 0);
   lua_getfield(L, 2, "ranges"); ranges = lua_isnil(L, -1) || lua_toboolean(L, -1); lua_pop(L, 1);
   lua_getfield(L, 2, "spool"); spool = lua_toboolean(L, -1); lua_pop(L, 1);
   if (off < 0 || len <= 0 || total <= 0 || off + len > total) return luaL_error(L, "invalid byte range");
@@ -1041,7 +994,7 @@ static int l_relay_put(lua_State *L) {
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, status); lua_setfield(L, -2, "status");
     lua_pushlstring(L, r->put_body.p ? r->put_body.p : "", r->put_body.len); lua_setfield(L, -2, "body");
-    push_headers(L, &r->put_headers); lua_setfield(L, -2, "headers");
+    tt_push_headers(L, r->put_headers.p, r->put_headers.len); lua_setfield(L, -2, "headers");
     lua_pushinteger(L, conns); lua_setfield(L, -2, "connects");
     lua_pushinteger(L, (lua_Integer)(spool ? len : g.got)); lua_setfield(L, -2, "downloaded");
     return 1;
