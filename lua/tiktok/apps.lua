@@ -106,6 +106,40 @@ end
 -- -> app | nil, err. A new configuration needs the secret; an update may
 -- leave it out (the stored one is kept). A secret that is new is checked
 -- with TikTok first: a refused one is not saved, the old one stays.
+-- The record a save writes: the values given, the old record's where an
+-- update leaves them out.
+local function merged(opts, old, secret)
+    old = old or {}
+    local now = floor(util.now())
+    local rec = {
+        id = opts.id or opts.client_key, name = opts.name or old.name or opts.id or opts.client_key,
+        client_key = opts.client_key, client_secret = secret, redirect_uri = opts.redirect_uri,
+        scopes = opts.scopes or old.scopes or { "user.info.basic", "video.publish", "video.upload" },
+        audited = opts.audited, created_at = old.created_at or now, updated_at = now,
+        checked_at = old.checked_at,
+    }
+    if rec.audited == nil then rec.audited = old.audited == true end
+    return rec
+end
+
+-- Checks a new client key or secret with TikTok (a client access token)
+-- before it is saved; a refused one is said in the block's words.
+local function verify_secret(self, rec, old)
+    local conn, err = require("tiktok.connection").new(connect_opts(self, rec))
+    if not conn then return nil, err end
+    local tok
+    tok, err = conn:client_token()
+    conn:close()
+    if tok then return true end
+    if err.code == "invalid_client" or err.code == "unauthorized_client" then
+        err = errors.new("invalid_client", "TikTok refused this Client key and Client secret, so nothing was "
+                         .. "saved" .. (old and " (the saved ones stay in use)" or "") .. ": copy both again from "
+                         .. "your app on TikTok for Developers",
+                         { problems = { "client_secret" }, http_status = err.http_status })
+    end
+    return nil, err
+end
+
 function _M:save(opts)
     util.check_opts("apps:save", opts, SAVE_OPTS)
     access.check_as("apps:save", opts.as)
@@ -118,43 +152,19 @@ function _M:save(opts)
                                .. "belongs to someone else; choose another id")
     end
     local secret = opts.client_secret
-    if (secret == nil or secret == "") and not (old and old.client_key == opts.client_key) then
+    if secret == "" then secret = nil end
+    if not secret and not (old and old.client_key == opts.client_key) then
         return nil, errors.new("invalid_argument", "client_secret is required for a new app (or a new "
                                .. "client key): copy it from your app on TikTok for Developers",
                                { problems = { "client_secret" } })
     end
-    if secret == nil or secret == "" then secret = old.client_secret end
-    local now = floor(util.now())
-    local rec = {
-        id = id, name = opts.name or (old and old.name) or id, client_key = opts.client_key,
-        client_secret = secret, redirect_uri = opts.redirect_uri,
-        scopes = opts.scopes or (old and old.scopes) or { "user.info.basic", "video.publish", "video.upload" },
-        audited = opts.audited, created_at = old and old.created_at or now, updated_at = now,
-        checked_at = old and old.checked_at,
-    }
-    if rec.audited == nil then rec.audited = old and old.audited end
-    if rec.audited == nil then rec.audited = false end
+    local rec = merged(opts, old, secret or old.client_secret)
     local stamped, why = access.stamp(rec, opts.as, opts.access or (old and old.access), "apps:save")
     if not stamped then return nil, errors.new("invalid_argument", why) end
-    local conn
-    conn, err = require("tiktok.connection").new(connect_opts(self, rec))
-    if not conn then return nil, err end
-    if not old or secret ~= old.client_secret or rec.client_key ~= old.client_key then
-        local tok
-        tok, err = conn:client_token()
-        conn:close()
-        if not tok then
-            if err.code == "invalid_client" or err.code == "unauthorized_client" then
-                err = errors.new("invalid_client", "TikTok refused this Client key and Client secret, so "
-                                 .. "nothing was saved" .. (old and " (the saved ones stay in use)" or "")
-                                 .. ": copy both again from your app on TikTok for Developers",
-                                 { problems = { "client_secret" }, http_status = err.http_status })
-            end
-            return nil, err
-        end
-        rec.checked_at = now
-    else
-        conn:close()
+    if not old or rec.client_secret ~= old.client_secret or rec.client_key ~= old.client_key then
+        ok, err = verify_secret(self, rec, old)
+        if not ok then return nil, err end
+        rec.checked_at = rec.updated_at
     end
     ok, err = self.store:put_app(rec)
     if not ok then return nil, err end

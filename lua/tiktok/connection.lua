@@ -93,62 +93,71 @@ local function strip_slash(s)
     return (s:gsub("/+$", ""))
 end
 
+-- The checks of tiktok.connect's values, each returning a sentence (what
+-- is wrong and how to fix it) or nil. A wrong Lua type or an unknown
+-- option raises (util.check_opts); a missing or unusable value is a
+-- runtime failure: nil, err with err.code "invalid_argument".
+local function check_credentials(o)
+    for _, k in ipairs({ "client_key", "client_secret", "redirect_uri" }) do
+        if o[k] == nil or o[k] == "" then
+            return k .. " is required (from your app in the TikTok developer portal)"
+        end
+        if #o[k] > 2048 or o[k]:find("[%z\1-\31\127]") then
+            return k .. " contains control characters or is too long"
+        end
+        if k ~= "redirect_uri" and o[k]:find("[^\33-\126]") then
+            return k .. " must be printable ASCII, as TikTok issues it; check for stray spaces or characters "
+                   .. "copied from the developer portal"
+        end
+    end
+    local ok, msg = util.check_redirect_uri(o.redirect_uri)
+    if not ok then return msg end
+    for _, k in ipairs({ "api_base", "auth_base" }) do
+        local u, m = util.check_base_url(k, o[k])
+        if not u then return m end
+        if u.query then return k .. " must not have a query string" end
+        o[k] = strip_slash(o[k])
+    end
+    if o.ca_file then
+        local st, _, why = core.stat(o.ca_file)
+        if not st or st.type ~= "file" then
+            return "ca_file " .. o.ca_file .. " is not a readable file" .. (why and (" (" .. why .. ")") or "")
+        end
+    end
+end
+
+local function check_limits(o)
+    if #o.scopes == 0 then return "scopes must list at least one scope" end
+    for i, s in ipairs(o.scopes) do
+        if type(s) ~= "string" or not KNOWN_SCOPES[s] then
+            return "scopes[" .. i .. "] is not a TikTok scope: " .. tostring(s)
+        end
+    end
+    if o.chunk_size and (o.chunk_size < core.MIN_CHUNK or o.chunk_size > core.MAX_CHUNK) then
+        return "chunk_size must be between 5,242,880 and 64,000,000 bytes"
+    end
+    for what, n in pairs(o.rate_limits or {}) do
+        if not BUDGETS[what] then
+            error("tiktok.connect: rate_limits." .. tostring(what) .. " is not a budget (init, creator_info, "
+                  .. "status, inbox)", 4)
+        end
+        if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
+            return "rate_limits." .. what .. " must be a whole number of requests, 1 or more"
+        end
+    end
+    if o.upload_nice and o.upload_nice > 19 then return "upload_nice must be 0 (off) to 19" end
+    if o.upload_buffer_size and (o.upload_buffer_size < 16384 or o.upload_buffer_size > 2097152) then
+        return "upload_buffer_size must be between 16384 and 2097152 bytes"
+    end
+end
+
 function _M.new(opts)
     util.check_opts("tiktok.connect", opts, SPEC, 3)
     local o = {}
     for k, v in pairs(DEFAULTS) do o[k] = v end
     for k, v in pairs(opts) do o[k] = v end
-    for _, k in ipairs({ "client_key", "client_secret", "redirect_uri" }) do
-        if o[k] == nil or o[k] == "" then
-            return bad("tiktok.connect: " .. k .. " is required (from your app in the TikTok developer portal)")
-        end
-        if #o[k] > 2048 or o[k]:find("[%z\1-\31\127]") then
-            return bad("tiktok.connect: " .. k .. " contains control characters or is too long")
-        end
-        if k ~= "redirect_uri" and o[k]:find("[^\33-\126]") then
-            return bad("tiktok.connect: " .. k .. " must be printable ASCII, as TikTok issues it; check for "
-                       .. "stray spaces or characters copied from the developer portal")
-        end
-    end
-    local ok, msg = util.check_redirect_uri(o.redirect_uri)
-    if not ok then return bad("tiktok.connect: " .. msg) end
-    for _, k in ipairs({ "api_base", "auth_base" }) do
-        local u, m = util.check_base_url(k, o[k])
-        if not u then return bad("tiktok.connect: " .. m) end
-        if u.query then return bad("tiktok.connect: " .. k .. " must not have a query string") end
-        o[k] = strip_slash(o[k])
-    end
-    if #o.scopes == 0 then return bad("tiktok.connect: scopes must list at least one scope") end
-    for i, s in ipairs(o.scopes) do
-        if type(s) ~= "string" or not KNOWN_SCOPES[s] then
-            return bad("tiktok.connect: scopes[" .. i .. "] is not a TikTok scope: " .. tostring(s))
-        end
-    end
-    if o.chunk_size and (o.chunk_size < core.MIN_CHUNK or o.chunk_size > core.MAX_CHUNK) then
-        return bad("tiktok.connect: chunk_size must be between 5,242,880 and 64,000,000 bytes")
-    end
-    for what, n in pairs(o.rate_limits or {}) do
-        if not BUDGETS[what] then
-            error("tiktok.connect: rate_limits." .. tostring(what) .. " is not a budget (init, creator_info, "
-                  .. "status, inbox)", 3)
-        end
-        if type(n) ~= "number" or n < 1 or n % 1 ~= 0 then
-            return bad("tiktok.connect: rate_limits." .. what .. " must be a whole number of requests, 1 or more")
-        end
-    end
-    if o.upload_nice and o.upload_nice > 19 then
-        return bad("tiktok.connect: upload_nice must be 0 (off) to 19")
-    end
-    if o.upload_buffer_size and (o.upload_buffer_size < 16384 or o.upload_buffer_size > 2097152) then
-        return bad("tiktok.connect: upload_buffer_size must be between 16384 and 2097152 bytes")
-    end
-    if o.ca_file then
-        local st, _, why = core.stat(o.ca_file)
-        if not st or st.type ~= "file" then
-            return bad("tiktok.connect: ca_file " .. o.ca_file .. " is not a readable file"
-                       .. (why and (" (" .. why .. ")") or ""))
-        end
-    end
+    local problem = check_credentials(o) or check_limits(o)
+    if problem then return bad("tiktok.connect: " .. problem) end
     if o.store == nil then o.store = store_mod.file() end
     for _, m in ipairs({ "get", "put", "delete", "list", "locked" }) do
         if type(o.store[m]) ~= "function" then

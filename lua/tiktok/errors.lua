@@ -693,6 +693,42 @@ local function is_status(n)
 end
 
 
+-- Copies the optional fields of errors.new into err, checking each.
+local function apply_fields(err, fields)
+    for k, v in pairs(fields) do
+        local want = FIELDS[k]
+        if not want then
+            error("tiktok.errors.new: unknown field '" .. tostring(k) .. "'", 3)
+        end
+        if v ~= nil and type(v) ~= want then
+            error("tiktok.errors.new: field '" .. k .. "' must be a " .. want
+                  .. ", got " .. type(v), 3)
+        end
+        if k == "problems" then
+            local copy = {}
+            for i, p in ipairs(v) do
+                if type(p) ~= "string" then
+                    error("tiktok.errors.new: problems must be strings", 3)
+                end
+                copy[i] = p
+            end
+            v = copy
+        elseif k == "http_status" and not is_status(v) then
+            error("tiktok.errors.new: http_status must be an integer 0-999", 3)
+        end
+        err[k] = v
+    end
+    if fields.class ~= nil then
+        if not CLASSES[fields.class] then
+            error("tiktok.errors.new: unknown class '" .. fields.class .. "'", 3)
+        end
+        if fields.retryable == nil then
+            err.retryable = CLASSES[fields.class].retryable
+        end
+    end
+end
+
+
 --- errors.new(code, message, fields) -> err
 -- `message` nil uses the table's message for `code`. `fields` may set any of
 -- FIELDS; `retryable`, `reauth` and `retry_after` default to the table's.
@@ -722,39 +758,7 @@ function _M.new(code, message, fields)
         retry_after = entry and entry.retry_after or nil,
     }
 
-    if fields then
-        for k, v in pairs(fields) do
-            local want = FIELDS[k]
-            if not want then
-                error("tiktok.errors.new: unknown field '" .. tostring(k) .. "'", 2)
-            end
-            if v ~= nil and type(v) ~= want then
-                error("tiktok.errors.new: field '" .. k .. "' must be a " .. want
-                      .. ", got " .. type(v), 2)
-            end
-            if k == "problems" then
-                local copy = {}
-                for i, p in ipairs(v) do
-                    if type(p) ~= "string" then
-                        error("tiktok.errors.new: problems must be strings", 2)
-                    end
-                    copy[i] = p
-                end
-                v = copy
-            elseif k == "http_status" and not is_status(v) then
-                error("tiktok.errors.new: http_status must be an integer 0-999", 2)
-            end
-            err[k] = v
-        end
-        if fields.class ~= nil then
-            if not CLASSES[fields.class] then
-                error("tiktok.errors.new: unknown class '" .. fields.class .. "'", 2)
-            end
-            if fields.retryable == nil then
-                err.retryable = CLASSES[fields.class].retryable
-            end
-        end
-    end
+    if fields then apply_fields(err, fields) end
 
     return setmetatable(err, mt)
 end
