@@ -47,7 +47,7 @@ local function credentials(conn)
             .. "your app on TikTok for Developers (Manage apps > your app > Client key / Client secret); a "
             .. "sandbox has its own key and secret, different from the production app's, and a disabled or "
             .. "deleted app is refused too."
-    elseif err.class == "transient" or err.class == "network" then
+    elseif err.class == "transient" or err.class == "upstream" or err.class == "network" then
         msg = "Could not reach TikTok to check the Client key and Client secret (" .. err.code .. "); try "
             .. "the check again in a moment."
     else

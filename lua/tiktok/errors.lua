@@ -85,12 +85,12 @@ local codes = {
     },
     server_error = {
         message = "TikTok's authorization server failed; retry in a moment",
-        class = "transient",
+        class = "upstream",
     },
     temporarily_unavailable = {
         message = "TikTok's authorization server is temporarily unavailable; "
             .. "retry later",
-        class = "transient",
+        class = "upstream",
     },
 
     -- Global v2 API codes (section 8.2)
@@ -101,7 +101,7 @@ local codes = {
     },
     internal_error = {
         message = "TikTok had an internal error; retry later",
-        class = "transient",
+        class = "upstream",
     },
     invalid_file_upload = {
         message = "the uploaded file does not meet TikTok's media rules (MP4, WebM "
@@ -230,19 +230,19 @@ local codes = {
     internal = {
         message = "TikTok failed while processing the post (a temporary server "
             .. "problem); post again later",
-        class = "transient",
+        class = "upstream",
     },
     video_pull_failed = {
         message = "TikTok could not download the video: check that the URL is "
             .. "public, does not redirect and is fast enough to finish within an "
             .. "hour, then post again",
-        class = "transient",
+        class = "upstream",
     },
     photo_pull_failed = {
         message = "TikTok could not download a photo: check that every URL is "
             .. "public, does not redirect and is fast enough to finish within an "
             .. "hour, then post again",
-        class = "transient",
+        class = "upstream",
     },
     publish_cancelled = {
         message = "the post was cancelled before TikTok finished downloading it",
@@ -324,13 +324,13 @@ local codes = {
     http = {
         message = "TikTok answered with an unexpected HTTP status; retry later, "
             .. "and report it with the log_id if it persists",
-        class = "network",
+        class = "unexpected",
     },
     bad_response = {
         message = "TikTok's answer could not be read (not JSON, truncated or "
             .. "missing fields) and the request may have been processed; check "
             .. "before repeating it, and report it with the log_id if it persists",
-        class = "network",
+        class = "unexpected",
     },
     upload_failed = {
         message = "uploading the video to TikTok failed (the upload URL expired, "
@@ -358,10 +358,15 @@ local codes = {
             .. "permissions and free disk space",
         class = "local",
     },
+    interrupted = {
+        message = "the work was stopped on request (a signal, or on_progress returned false); nothing "
+            .. "was lost: continue it later (tiktok.resume, or the job's next worker)",
+        class = "transient",
+    },
     busy = {
         message = "another process holds the lock for this account (for example "
             .. "while it refreshes the token); retry shortly",
-        class = "transient",
+        class = "contended",
     },
     publish_failed = {
         message = "TikTok reported the post as failed without giving a reason; "
@@ -381,19 +386,21 @@ local codes = {
 -- and the HTTP status a web app answers. Every code above names its class;
 -- nothing else decides these.
 local CLASSES = {
-    usage     = { retryable = false, exit = 2, http = 400 },  -- the caller's arguments are wrong
-    invalid   = { retryable = false, exit = 3, http = 422 },  -- breaks TikTok's rules: change the post
-    refused   = { retryable = false, exit = 3, http = 403 },  -- TikTok refuses this app or account
-    reconnect = { retryable = false, exit = 3, http = 409 },  -- the account must be connected again
-    throttled = { retryable = true,  exit = 3, http = 429 },  -- a per-minute limit: retry_after
-    capped    = { retryable = false, exit = 3, http = 429 },  -- a daily cap: retry_after (a day)
-    transient = { retryable = true,  exit = 4, http = 503 },  -- network or TikTok trouble: retry
-    network   = { retryable = false, exit = 4, http = 502 },  -- TLS, or an outcome nobody knows
-    media     = { retryable = false, exit = 5, http = 422 },  -- the video file itself
-    missing   = { retryable = false, exit = 5, http = 404 },  -- no such account here
-    ["local"] = { retryable = false, exit = 5, http = 500 },  -- this machine's store
-}
-_M.CLASSES = CLASSES
+    usage      = { retryable = false, exit = 2, http = 400 },  -- the caller's arguments are wrong
+    invalid    = { retryable = false, exit = 3, http = 422 },  -- breaks TikTok's rules: change the post
+    refused    = { retryable = false, exit = 3, http = 403 },  -- TikTok refuses this app or account
+    reconnect  = { retryable = false, exit = 3, http = 409 },  -- the account must be connected again
+    throttled  = { retryable = true,  exit = 3, http = 429 },  -- a per-minute limit: retry_after
+    capped     = { retryable = false, exit = 3, http = 429 },  -- a daily cap: retry_after (a day)
+    upstream   = { retryable = true,  exit = 3, http = 503 },  -- TikTok's side failed: retry later
+    unexpected = { retryable = false, exit = 3, http = 502 },  -- TikTok answered something unreadable
+    transient  = { retryable = true,  exit = 4, http = 503 },  -- the network: retry
+    network    = { retryable = false, exit = 4, http = 502 },  -- TLS, or an outcome nobody knows
+    media      = { retryable = false, exit = 5, http = 422 },  -- the video file itself
+    missing    = { retryable = false, exit = 5, http = 404 },  -- no such account here
+    contended  = { retryable = true,  exit = 5, http = 503 },  -- another process holds the lock
+    ["local"]  = { retryable = false, exit = 5, http = 500 },  -- this machine's store
+}_M.CLASSES = CLASSES
 
 for code, entry in pairs(codes) do
     local class = CLASSES[entry.class]
@@ -408,7 +415,7 @@ _M.codes = codes
 -- The class of a TikTok code this catalogue does not know: by HTTP status.
 local function unknown_class(status)
     if status ~= nil and (status >= 500 or status == 429) then
-        return "transient"
+        return "upstream"
     end
     return "refused"
 end
@@ -431,7 +438,7 @@ end
 local READ_AGAIN = { bad_response = true, http = true, ambiguous = true }
 function _M.read_again(err)
     local name = _M.class(err).name
-    return name == "transient" or name == "throttled" or READ_AGAIN[err.code] == true
+    return name == "transient" or name == "upstream" or name == "throttled" or READ_AGAIN[err.code] == true
 end
 
 --- errors.exit_code(err) -> the command line's exit status for err
@@ -807,7 +814,7 @@ local function from_code(code, status, detail, log_id, endpoint)
         if detail then
             message = message .. ": " .. detail
         end
-        retryable = unknown_class(status) == "transient"
+        retryable = unknown_class(status) == "upstream"
         if retryable then
             message = message .. "; retry later"
         else

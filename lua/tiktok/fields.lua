@@ -22,7 +22,8 @@
 --             `tiktok` (the media sources, mode) shape the request otherwise.
 --   invert    TikTok's field is the opposite switch (comments = not disable_comment)
 --   default   what TikTok gets when the field is not given (nil: nothing sent)
---   unused    kind -> sentence: why and what instead, when the kind has no use for it
+--   unused    kind -> sentence: why and what instead, when the kind has no use for it;
+--             {name} stands for a field as the wording names it (option, flag or label)
 --   flag, metavar, help, repeat   the command line's option
 --   label     the name a form shows to a person
 local _M = {}
@@ -46,7 +47,7 @@ local list = {
       help = "the caption (photo posts: the description); {{name}} variables" },
     { name = "title", type = "string", template = true, kinds = { photo = true },
       tiktok = { photo = { [DIRECT] = "post_info.title", [INBOX] = "post_info.title" } },
-      unused = { video = "title is used only for photo posts; put the video's text in caption." },
+      unused = { video = "{title} is used only for photo posts; put the video's text in {caption}." },
       flag = "--title", metavar = "TEXT", label = "Title",
       help = "the title of a photo post" },
     { name = "privacy", type = "string", kinds = { video = true, photo = true },
@@ -62,12 +63,12 @@ local list = {
     { name = "duets", type = "boolean", invert = true, default = false, kinds = { video = true },
       tiktok = { video = { [DIRECT] = "post_info.disable_duet" } },
       creator_off = "duet_disabled", not_self_only = true,
-      unused = { photo = "duets is not used for photo posts (TikTok has no duets for photos); remove it." },
+      unused = { photo = "{duets} is not used for photo posts (TikTok has no duets for photos); remove it." },
       flag = "--allow-duets", label = "Allow Duet", help = "allow duets (videos; not with SELF_ONLY)" },
     { name = "stitches", type = "boolean", invert = true, default = false, kinds = { video = true },
       tiktok = { video = { [DIRECT] = "post_info.disable_stitch" } },
       creator_off = "stitch_disabled", not_self_only = true,
-      unused = { photo = "stitches is not used for photo posts (TikTok has no stitches for photos); remove it." },
+      unused = { photo = "{stitches} is not used for photo posts (TikTok has no stitches for photos); remove it." },
       flag = "--allow-stitches", label = "Allow Stitch", help = "allow stitches (videos; not with SELF_ONLY)" },
     { name = "brand_own", type = "boolean", default = false, kinds = { video = true, photo = true },
       tiktok = { video = { [DIRECT] = "post_info.brand_organic_toggle" },
@@ -84,17 +85,17 @@ local list = {
       flag = "--ai-generated", label = "AI-generated content", help = "label the content as AI-generated" },
     { name = "cover_ms", type = "integer", kinds = { video = true },
       tiktok = { video = { [DIRECT] = "post_info.video_cover_timestamp_ms" } },
-      unused = { photo = "cover_ms is not used for photo posts; choose the cover with photo_cover_index." },
+      unused = { photo = "{cover_ms} is not used for photo posts; choose the cover with {photo_cover_index}." },
       flag = "--cover-ms", metavar = "MS", label = "Cover frame (ms)",
       help = "video cover frame, in milliseconds from the start" },
     { name = "photo_cover_index", type = "integer", default = 0, kinds = { photo = true },
       tiktok = { photo = { [DIRECT] = "source_info.photo_cover_index", [INBOX] = "source_info.photo_cover_index" } },
-      unused = { video = "photo_cover_index is used only for photo posts; for a video choose the cover "
-                         .. "frame with cover_ms." },
+      unused = { video = "{photo_cover_index} is used only for photo posts; for a video choose the cover "
+                         .. "frame with {cover_ms}." },
       flag = "--cover-index", metavar = "N", label = "Cover photo", help = "photo cover, counted from 0" },
     { name = "auto_add_music", type = "boolean", default = false, kinds = { photo = true },
       tiktok = { photo = { [DIRECT] = "post_info.auto_add_music" } },
-      unused = { video = "auto_add_music is used only for direct photo posts; remove it." },
+      unused = { video = "{auto_add_music} is used only for direct photo posts; remove it." },
       flag = "--auto-add-music", label = "Add music automatically", help = "photo posts: let TikTok add music" },
     { name = "mode", type = "enum", values = { DIRECT, INBOX }, kinds = { video = true, photo = true },
       flag = "--inbox", label = "Send to the creator's inbox as a draft",

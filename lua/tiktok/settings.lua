@@ -536,7 +536,7 @@ end)
 rule("fields of the other kind", function(r, _, add)
     for _, f in ipairs(fields.list) do
         if r[f.name] ~= nil and not f.kinds[r.kind] and f.unused and f.unused[r.kind] then
-            add(f.name, "%s", f.unused[r.kind])
+            add(f.name, "%s", (gsub(f.unused[r.kind], "{([%w_]+)}", r.words.name)))
         end
     end
 end)

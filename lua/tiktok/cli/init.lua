@@ -33,8 +33,8 @@ Exit status:
      and no --account
   3  TikTok refused the request or failed the post (a TikTok error code), or
      the post breaks TikTok's rules or the creator's settings (invalid_settings)
-  4  network, TLS or timeout, or trouble at TikTok worth retrying later (also:
-     TikTok still processing when the wait ended)
+  4  network, TLS or timeout (also: TikTok still processing when the wait
+     ended)
   5  other: the account store, the video file, no connected account
 
 With --json, stdout holds one JSON object; an error is {"error":{"code",

@@ -118,7 +118,7 @@ local HINTS = {
 --- output.hint(err) -> the next step in command-line terms, or nil
 function _M.hint(err)
     local class = errors.class(err).name
-    if err.publish_id and (class == "transient" or class == "network") then
+    if err.publish_id and (class == "transient" or class == "upstream" or class == "network") then
         return "the post may still finish at TikTok; follow it with: tiktok status " .. err.publish_id .. " --wait"
     end
     return HINTS[err.code]
