@@ -16,7 +16,7 @@ LUAJIT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags luajit 2>/dev/null || echo -I/us
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 SRC          := src/core.c src/session.c src/files.c src/crypto.c src/media.c src/util.c \
-                src/plan.c src/encode.c src/sha256.c src/probe.c src/aead.c src/relay.c
+                src/plan.c src/encode.c src/sha256.c src/probe.c src/aead.c src/relay.c src/signals.c
 HDR          := src/tt.h src/core.h src/compat.h
 ALL_CFLAGS    = $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden $(CURL_CFLAGS)
 

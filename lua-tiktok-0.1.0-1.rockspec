@@ -39,7 +39,8 @@ build = {
    modules = {
       ["tiktok.core"] = {
          sources = { "src/core.c", "src/session.c", "src/files.c", "src/crypto.c", "src/media.c", "src/util.c",
-                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c", "src/aead.c", "src/relay.c" },
+                     "src/plan.c", "src/encode.c", "src/sha256.c", "src/probe.c", "src/aead.c", "src/relay.c",
+                     "src/signals.c" },
          libraries = { "curl", "crypto" },   -- libcrypto: AES-256-GCM for tokens at rest (src/aead.c)
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },

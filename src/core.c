@@ -33,6 +33,7 @@ TT_API int luaopen_tiktok_core(lua_State *L) {
   tt_open_util(L);
   tt_open_relay(L);
   tt_open_aead(L);   /* aead.c: AES-256-GCM for the stores' tokens at rest */
+  tt_open_signals(L);
   lua_pushinteger(L, LUA_VERSION_NUM); lua_setfield(L, -2, "lua_version_num");
   /* curl_version_info, not curl_version(): the latter initialises OpenLDAP,
    * whose SASL setup leaks (found with valgrind). */

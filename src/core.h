@@ -92,5 +92,6 @@ void tt_open_media(lua_State *L);
 void tt_open_util(lua_State *L);
 void tt_open_relay(lua_State *L);
 void tt_open_aead(lua_State *L);   /* aead.c: AES-256-GCM (libcrypto) */
+void tt_open_signals(lua_State *L); /* signals.c: SIGTERM for workers */
 
 #endif

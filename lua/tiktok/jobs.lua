@@ -280,14 +280,18 @@ function Run:save(ev)
     return true
 end
 
--- Keeps the lease while a long upload runs (called from on_progress).
+-- Keeps the lease while a long upload runs (called from on_progress);
+-- false asks the upload to stop (the worker was told to stop: the job is
+-- handed back and continued from the journal by the next worker).
 function Run:heartbeat()
+    if self.stop and self.stop() then return false end
     local now = now_s()
     if now - (self.beat or 0) >= self.jobs.opts.lease_s / 4 then
         self.beat = now
         self.job.lease_until = now + self.jobs.opts.lease_s
         self:save()
     end
+    return true
 end
 
 -- The job waits until `after` seconds from now (budgets, caps, transient
@@ -343,7 +347,7 @@ function Run:start()
         job.publish_id, job.state, job.processing_since = publish_id, "processing", now_s()
         self:save({ type = "init", publish_id = publish_id })
     end
-    req.on_progress = function() self:heartbeat() end
+    req.on_progress = function() return self:heartbeat() end
     local ok, res, err = pcall(require("tiktok.post")._io.post, req)
     if not ok then
         err = errors.new("store", "the job could not be recorded before its init: " .. tostring(res))
@@ -379,6 +383,9 @@ end
 function Run:after_init_error(err)
     local job = self.job
     job.error = plain_error(err)
+    if err.code == "interrupted" then
+        return self:later(0, { type = "handed_back", code = err.code })
+    end
     if err.class == "transient" or err.class == "throttled" or errors.read_again(err) then
         return self:later(err.retry_after or self.jobs.opts.poll_s, { type = "retry", code = err.code })
     end
@@ -396,7 +403,7 @@ function Run:follow()
     if type(store.get_upload) == "function" and store:get_upload(job.publish_id) then
         st, err = require("tiktok.post")._io.resume({
             connection = conn, publish_id = job.publish_id, as = as_of(job), wait = false,
-            account = job.post.account, on_progress = function() self:heartbeat() end })
+            account = job.post.account, on_progress = function() return self:heartbeat() end })
     else
         st, err = require("tiktok.post")._io.status({ connection = conn, publish_id = job.publish_id,
                                                        as = as_of(job), account = job.post.account })
@@ -428,7 +435,7 @@ local function run_next(conn, opts)
     local job, err = claim(self, opts.worker)
     if err then return nil, err end
     if not job then return { events = {} } end
-    local run = setmetatable({ jobs = self, job = job, events = {} }, Run)
+    local run = setmetatable({ jobs = self, job = job, events = {}, stop = opts.stop }, Run)
     local ok
     if job.publish_id then ok, err = run:follow() else ok, err = run:start() end
     if not ok and err then return nil, err end
@@ -457,7 +464,9 @@ function _M:work(opts)
     local ran = 0
     local function loop(tag)
         while not (opts.stop and opts.stop()) and not (opts.max_jobs and ran >= opts.max_jobs) do
-            local res, err = run_next_here(self.conn, { jobs = self.opts, worker = worker .. tag })
+            local args = { jobs = self.opts, worker = worker .. tag }
+            if not openresty.offload() then args.stop = opts.stop end   -- functions stay out of threads
+            local res, err = run_next_here(self.conn, args)
             if not res then return nil, err end
             for _, e in ipairs(res.events) do
                 if opts.on_event then opts.on_event(e.job, e.ev) end

@@ -38,8 +38,11 @@ local function with_publish(err, publish_id)
     return err
 end
 
+-- Reports ev to on_progress; returns false when on_progress asked to stop
+-- (it returned false).
 local function emit(opts, ev)
-    if opts.on_progress then opts.on_progress(ev) end
+    if opts.on_progress then return opts.on_progress(ev) ~= false end
+    return true
 end
 
 local function check_connection(fname, conn)
@@ -202,6 +205,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
     local retries = conn:_option("upload_retries")
     local index, attempts, done = file.next or 0, 0, 0
     local best = core.chunk_range(file.size, file.chunk_size, file.count, index)
+    local stopped = false
     local lost = false
     while index < file.count do
         local offset, length = core.chunk_range(file.size, file.chunk_size, file.count, index)
@@ -211,10 +215,16 @@ local function upload(conn, opts, publish_id, upload_url, file)
             content_type = file.content_type, timeout_ms = conn:_option("chunk_timeout_ms"),
             nice = conn:_upload_nice(), buffer_size = conn:_option("upload_buffer_size"),
             progress = opts.on_progress and function(sent)
-                emit(opts, { stage = "upload", bytes = offset + sent, total = file.size,
-                             chunk = index + 1, chunks = file.count, publish_id = publish_id })
+                stopped = not emit(opts, { stage = "upload", bytes = offset + sent, total = file.size,
+                                           chunk = index + 1, chunks = file.count, publish_id = publish_id })
+                return not stopped
             end or nil,
         })
+        if stopped then
+            return nil, with_publish(errors.new("interrupted", "the upload was stopped at chunk " .. (index + 1)
+                                                .. " of " .. file.count .. " (on_progress returned false); "
+                                                .. "tiktok.resume continues it from there"), publish_id)
+        end
         local last = index == file.count - 1
         local verdict, v = classify(res, err, chunk, file.size, last)
         if verdict == "fatal" and lost and last and res and res.status < 500

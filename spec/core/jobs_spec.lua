@@ -167,6 +167,29 @@ describe("tiktok.jobs", function()
         assert.equal(media.sha256(big), sb:post(got.publish_id).sha256)
     end)
 
+    it("a worker told to stop hands its job back mid-upload; the next one continues it", function()
+        local big = media.mp4(dir, { seconds = 2, size = 12000000 })
+        local c2 = tt.connect(sb, { store = store, chunk_size = 6000000 })
+        local j2 = tiktok.jobs({ connection = c2, poll_s = 1 })
+        local j = assert(j2:enqueue({ post = { account = acc.open_id, video_file = big, privacy = "SELF_ONLY" } }))
+        local seen = {}
+        local asked = 0      -- the stop comes once the job has started
+        assert(j2:work({ idle_exit = true, max_jobs = 1, stop = function() asked = asked + 1; return asked > 1 end,
+                         on_event = function(_, ev) seen[#seen + 1] = ev.type end }))
+        local got = j2:get(j.id)
+        assert.equal("processing", got.state, table.concat(seen, ",") .. " " .. tostring(got.error))
+        assert.equal("handed_back", seen[#seen])
+        assert.is_true(got.run_at <= os.time())
+        for _ = 1, 40 do
+            j2:work({ idle_exit = true })
+            if j2:get(j.id).state == "published" then break end
+            sandbox.sleep(0.3)
+        end
+        assert.equal("published", j2:get(j.id).state)
+        assert.equal(1, inits())
+        assert.equal(media.sha256(big), sb:post(got.publish_id).sha256)
+    end)
+
     it("transient failures before init are retried later; one init in the end", function()
         sb:admin("POST", "/faults", { endpoint = "video.init", status = 503, count = 1 })
         local j = assert(jobs:enqueue({ post = url_post() }))
