@@ -189,12 +189,16 @@ typedef struct {
   int put_paused, put_from_spool, put_read_failed;
   int64_t put_off, put_len, put_pos;
   long connects, requests;
+  int busy;                    /* a transfer is running (progress may call back) */
   char get_err[CURL_ERROR_SIZE], put_err[CURL_ERROR_SIZE];
 } tt_relay;
 
+/* busy: the progress callback runs Lua code in the middle of a transfer;
+ * using or closing the same relay from there is refused. */
 static tt_relay *check_relay(lua_State *L, int idx) {
   tt_relay *r = luaL_checkudata(L, idx, RELAY_MT);
   luaL_argcheck(L, r->multi != NULL, idx, "attempt to use a closed relay");
+  if (r->busy) luaL_error(L, "the relay is busy with a transfer (called from its progress callback)");
   return r;
 }
 
@@ -579,11 +583,15 @@ static void drive(tt_relay *r, rget *g, int with_put, rprog *pr, rrun *st) {
       if (g && m->easy_handle == r->get) { st->get_done = 1; st->get_rc = m->data.result; g->done = 1; }
       else if (m->easy_handle == r->put) { st->put_done = 1; st->put_rc = m->data.result; }
     }
+    if (g && st->get_done && st->get_rc == CURLE_OK && !g->checked && !g->bad_kind) {
+      get_check(r, g);                          /* an answer without a body */
+      if (!g->bad_kind) get_fail(g, "http", "the video URL answered without any bytes");
+    }
     if (st->put_done) break;
-    if (g && st->get_done && (st->get_rc != CURLE_OK || g->bad_kind || !with_put)) break;
-    if (g && g->bad_kind) break;              /* refused mid-body (size, changed) */
-    if (with_put && !st->put_started && g && g->checked && !g->bad_kind) {
-      curl_multi_add_handle(r->multi, r->put);
+    if (g && g->bad_kind) break;              /* refused, or failed checks */
+    if (g && st->get_done && (st->get_rc != CURLE_OK || !with_put)) break;
+    if (with_put && !st->put_started && g && g->checked) {
+      curl_multi_add_handle(r->multi, r->put);  /* the answer is fine: start the upload */
       st->put_started = 1;
       woke = 1;
     }
@@ -691,6 +699,7 @@ static void drop_spool(tt_relay *r) {
 
 static int l_relay_close(lua_State *L) {
   tt_relay *r = luaL_checkudata(L, 1, RELAY_MT);
+  if (r->busy) return luaL_error(L, "the relay is busy with a transfer (called from its progress callback)");
   drop_spool(r);
   if (r->get) { curl_easy_cleanup(r->get); r->get = NULL; }
   if (r->put) { curl_easy_cleanup(r->put); r->put = NULL; }
@@ -978,7 +987,9 @@ static int l_relay_put(lua_State *L) {
   r->put_headers.len = 0; r->put_headers.overflow = 0;
   r->put_off = off; r->put_len = len; r->put_pos = 0;
   r->put_from_spool = spool; r->put_read_failed = 0;
+  r->busy = 1;
   drive(r, spool ? NULL : &g, 1, &pr, &st);
+  r->busy = 0;
   call_progress(st.put_done && st.put_rc == CURLE_OK && !pr.failed && !pr.cancelled ? &pr : NULL, r, 1);
   curl_easy_setopt(r->put, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   curl_easy_setopt(r->get, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

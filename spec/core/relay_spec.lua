@@ -173,6 +173,24 @@ describe("tiktok.relay", function()
             assert.equal("timeout", err.code)
         end)
 
+        it("refuses a compressed answer (Accept-Encoding: identity was asked for)", function()
+            sb:admin("POST", "/faults", { endpoint = "media.get", status = 206, body = string.rep("x", 100),
+                                          headers = { ["Content-Range"] = "bytes 0-99/100",
+                                                      ["Content-Encoding"] = "gzip" } })
+            local src, err = open(url("r3.mp4"))
+            assert.is_nil(src)
+            assert.equal("http", err.code)
+            assert.matches("compressed", err.message)
+        end)
+
+        it("an answer without a body is an error, not a hang", function()
+            sb:admin("POST", "/faults", { endpoint = "media.get", status = 206, body = "",
+                                          headers = { ["Content-Range"] = "bytes 0-99/100" } })
+            local src, err = open(url("r3.mp4"))
+            assert.is_nil(src)
+            assert.equal("http", err.code)
+        end)
+
         it("raises on bad options (programmer errors)", function()
             assert.has_error(function() relay.open(nil, url("r3.mp4"), { allow_privat = true }) end)
             assert.has_error(function() relay.open(nil, 42) end)
@@ -389,6 +407,37 @@ describe("tiktok.relay", function()
             assert.equal("http", err.code)
             assert.matches("HTTP 503", err.message)
             assert.equal(0, count("upload.put"))
+            relay.close(src)
+        end)
+
+        it("a chunk answered with another range (or another total) is retried; no PUT starts for it", function()
+            local src = assert(open(url("r3.mp4")))
+            local publish_id, upload_url, plan = init(src.size)
+            sb:admin("POST", "/faults", { endpoint = "media.get", status = 206, body = "0123456789",
+                                          headers = { ["Content-Range"] = "bytes 0-9/3000000" } })
+            sb:admin("POST", "/faults", { endpoint = "media.get", status = 206, body = "0123456789",
+                                          headers = { ["Content-Range"] = "bytes 0-2999999/4000000" } })
+            local errs = {}
+            assert.equal(src.size, relay.upload(nil, src, upload_url, plan, {
+                on_chunk = function(index, res, err, chunk)
+                    if err then errs[#errs + 1] = err.message end
+                    return relay.classify(res, err, chunk, plan.size, index == plan.count - 1)
+                end }))
+            assert.equal(2, #errs)
+            assert.matches("bytes 0%-9 where 0%-2999999", errs[1])
+            assert.matches("changed", errs[2])
+            assert.equal(1, count("upload.put"))
+            assert.equal(sandbox.sha256_file(media_dir .. "/r3.mp4"), arrived(publish_id).sha256)
+            relay.close(src)
+        end)
+
+        it("the relay cannot be used or closed from its own progress callback", function()
+            local src = assert(open(url("r3.mp4")))
+            local _, upload_url = init(src.size)
+            assert.has_error(function()
+                relay.put_chunk(nil, src, upload_url, { offset = 0, length = src.size, total = src.size,
+                                                        progress = function() src.engine:close() end })
+            end)
             relay.close(src)
         end)
 
