@@ -34,6 +34,8 @@ function M.connect(scheme, extra)
         redirect_uri = e.TIKTOK_REDIRECT_URI, api_base = base, auth_base = base,
         ca_file = e.TIKTOK_CA_FILE ~= "" and e.TIKTOK_CA_FILE or nil,
         store = tiktok.store.file({ path = assert(os.getenv("BENCH_STORE"), "BENCH_STORE is not set") }),
+        -- the transport is measured here, not the budgets (the sandbox's limits are off too)
+        rate_limits = { init = 1000000, creator_info = 1000000, status = 1000000, inbox = 1000000 },
     }
     for k, v in pairs(extra or {}) do opts[k] = v end
     return assert(tiktok.connect(opts))
