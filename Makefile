@@ -42,6 +42,19 @@ build/5.1/tiktok/store/pgcore.so: $(PG_SRC) src/compat.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(PG_CFLAGS) $(LUAJIT_CFLAGS) $(LIBFLAG) -o $@ $(PG_SRC) $(PG_LIBS) $(LDFLAGS)
 
+# What `luarocks make lua-tiktok-postgres-0.1.0-1.rockspec` runs (LuaRocks
+# passes CFLAGS, LIBFLAG, LUA_INCDIR, PG_LIBDIR and INST_LIBDIR).
+PG_INCDIR    ?= $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+.PHONY: pg-rock pg-rock-install
+pg-rock:
+	@mkdir -p build/rock
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -I$(LUA_INCDIR) -I$(PG_INCDIR) $(LIBFLAG) -o build/rock/pgcore.so \
+	  $(PG_SRC) $(if $(PG_LIBDIR),-L$(PG_LIBDIR)) -lpq
+
+pg-rock-install:
+	install -d $(INST_LIBDIR)/tiktok/store
+	install -m 0755 build/rock/pgcore.so $(INST_LIBDIR)/tiktok/store/pgcore.so
+
 build/5.4/tiktok/core.so: $(SRC) $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LUA54_CFLAGS) $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS) $(CRYPTO_LIBS) $(LDFLAGS)
@@ -131,13 +144,16 @@ rock-check-aarch64: deps-cross
 	@scripts/rock-check-aarch64
 
 # The long reliability runs whose figures RELIABILITY.md quotes: the fault
-# matrix, 1000 SIGKILLs of store writers, 8 processes x 100 operations.
+# matrix, 1000 SIGKILLs of store writers, 8 processes x 100 operations, and
+# 3 machines x 8 processes x 100 operations on one PostgreSQL store.
 reliability: deps all
 	@mkdir -p build/reliability
 	TIKTOK_CRASH_ITERATIONS=1000 TIKTOK_MATRIX_OUT=$(CURDIR)/build/reliability/matrix.json \
 	  SPEC_ONLY=spec/reliability spec/run 2>&1 | tee build/reliability/run.log | \
 	  grep -E '^(FAULT MATRIX|OUTCOMES|crash safety|concurrency)|passed, '
 	@scripts/reliability-report build/reliability/matrix.json > build/reliability/matrix.md
+	TIKTOK_MACHINES=3 TIKTOK_MACHINE_PROCS=8 TIKTOK_MACHINE_OPS=100 SPEC_ONLY=spec/store/machines_spec.lua \
+	  spec/run 2>&1 | tee build/reliability/machines.log | grep -E '^(machines|== )|passed, '
 	@echo "fault matrix table: build/reliability/matrix.md"
 
 # libFuzzer harnesses (clang) for every C function that reads outside data.

@@ -27,7 +27,12 @@
 --   inherited through fork() is never reused (each process opens its own).
 -- Every failure is nil, err (err.code "store", or "busy" for the lock), with
 -- no secret in it.
-local pgcore = require "tiktok.store.pgcore"
+local have_pgcore, pgcore = pcall(require, "tiktok.store.pgcore")
+if not have_pgcore then
+    error("tiktok.store.postgres needs its libpq binding, tiktok.store.pgcore: install the rock "
+          .. "lua-tiktok-postgres (it needs Debian's libpq-dev), or run `make pg` in a checkout ("
+          .. tostring(pgcore):match("^[^\n]*") .. ")", 2)
+end
 local store_mod = require "tiktok.store"
 local core = require "tiktok.core"
 local util = require "tiktok.util"
