@@ -49,9 +49,12 @@ local function is_root()
 end
 
 -- Runs a server binary as the postgres user when we are root.
+-- (Never with the sanitizer preload of `spec/run asan`: the server and psql
+-- are not what is under test.)
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
 function PG:_as(cmd)
-    if self.root then return "runuser -u postgres -- " .. cmd end
-    return cmd
+    if self.root then return CLEAN_ENV .. "runuser -u postgres -- " .. cmd end
+    return CLEAN_ENV .. cmd
 end
 
 -- The shell command that starts the server (pg_ctl start, waiting for it).
@@ -78,7 +81,7 @@ function PG:stop_server(mode)
 end
 
 function PG:psql(sql)
-    local out, rc = exec(("%s/psql -X -q -A -t -v ON_ERROR_STOP=1 -h %s -p %d -U postgres -d postgres -c %s")
+    local out, rc = exec((CLEAN_ENV .. "%s/psql -X -q -A -t -v ON_ERROR_STOP=1 -h %s -p %d -U postgres -d postgres -c %s")
                          :format(self.bin, sh(self.dir), self.port, sh(sql)))
     if rc ~= 0 then error("psql failed: " .. out, 2) end
     return (out:gsub("%s+$", ""))
