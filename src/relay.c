@@ -969,6 +969,8 @@ static int l_relay_put(lua_State *L) {
   common(r, r->put, uurl, timeout, r->put_err);
 #if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(r->put, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(r->put, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
   curl_easy_setopt(r->put, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(r->put, CURLOPT_UPLOAD, 1L);

@@ -40,10 +40,10 @@ local function deleted_fds()
 end
 
 describe("tiktok.relay", function()
-    local sb, env, dir, media_dir, token, port, ca
+    local sb, env, media_dir, token, port, ca
 
-    sandbox.use(function(s, d)
-        sb, env, dir = s, s.env, d
+    sandbox.use(function(s)
+        sb, env = s, s.env
         media_dir = env.TIKTOK_MEDIA_DIR
         ca = env.TIKTOK_CA_FILE
         port = env.TIKTOK_MEDIA_BASE:match("^https://localhost:(%d+)/")
@@ -53,7 +53,7 @@ describe("tiktok.relay", function()
         sb:media_file("r64.mp4", 64000001, "clip.mp4")
         sb:media_file("r300.mp4", 300000000, "clip.mp4")
         sandbox.write_file(media_dir .. "/data.bin", string.rep("not a video ", 1000))
-    end, { tmpdir = true, config = FAST })
+    end, { config = FAST })
 
     before_each(function()
         token = sb:login_pkce({}).access_token
@@ -279,6 +279,37 @@ describe("tiktok.relay", function()
                                                   progress = function() error("boom") end })
             end, "boom")
             relay.close(src)
+        end)
+    end)
+
+    describe("through the library (the split tiktok.post uses)", function()
+        it("api.init with the planner's plan, then relay.put_chunk per chunk with the connection's context", function()
+            local tt = require "helpers.tt"
+            local api = require "tiktok.api"
+            local conn = tt.connect(sb)
+            local acc = tt.account(conn)
+            local logs = {}
+            local ctx = conn:_api()
+            local log0 = ctx.log
+            ctx.log = function(level, msg) logs[#logs + 1] = msg; if log0 then log0(level, msg) end end
+            local src = assert(relay.open(ctx, url("r64.mp4"), { allow_private = true, ca_file = ca }))
+            local chunk_size, n = assert(core.plan(src.size))
+            local plan = { size = src.size, chunk_size = chunk_size, count = n }
+            local d = assert(conn:_with_token(acc.open_id, nil, function(token)
+                return api.init(ctx, token, { kind = "video", mode = "direct", source = "FILE_UPLOAD",
+                                              privacy = "SELF_ONLY", caption = "relayed" }, plan)
+            end))
+            for i = 0, n - 1 do
+                local offset, length = core.chunk_range(plan.size, plan.chunk_size, plan.count, i)
+                local res = assert(relay.put_chunk(ctx, src, d.upload_url, {
+                    offset = offset, length = length, total = plan.size, content_type = src.content_type }))
+                assert.equal(i == n - 1 and 201 or 206, res.status)
+                assert.equal(offset + length - 1, res.last)
+            end
+            relay.close(src)
+            assert.equal(sandbox.sha256_file(media_dir .. "/r64.mp4"), arrived(d.publish_id).sha256)
+            assert.is_truthy(table.concat(logs, "\n"):find("relay source localhost", 1, true))
+            conn:close()
         end)
     end)
 
