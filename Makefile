@@ -149,8 +149,9 @@ rock-check-aarch64: deps-cross
 reliability: deps all
 	@mkdir -p build/reliability
 	TIKTOK_CRASH_ITERATIONS=1000 TIKTOK_MATRIX_OUT=$(CURDIR)/build/reliability/matrix.json \
+	  TIKTOK_SIM_JOBS=300 TIKTOK_SIM_ACCOUNTS=20 TIKTOK_SIM_SECONDS=900 \
 	  SPEC_ONLY=spec/reliability spec/run 2>&1 | tee build/reliability/run.log | \
-	  grep -E '^(FAULT MATRIX|OUTCOMES|crash safety|concurrency)|passed, '
+	  grep -E '^(FAULT MATRIX|OUTCOMES|crash safety|concurrency|jobs simulation)|passed, '
 	@scripts/reliability-report build/reliability/matrix.json > build/reliability/matrix.md
 	TIKTOK_MACHINES=3 TIKTOK_MACHINE_PROCS=8 TIKTOK_MACHINE_OPS=100 SPEC_ONLY=spec/store/machines_spec.lua \
 	  spec/run 2>&1 | tee build/reliability/machines.log | grep -E '^(machines|== )|passed, '
