@@ -248,7 +248,13 @@ io.write(acct and "ok" or ("error: " .. tostring(err)), "\n")
             assert.is_nil(tostring(err):find("act.", 1, true))
             tiktok.core.sleep_ms(2000)       -- TikTok has answered; the child keeps trying to write
             pg:start_server()
+            -- Another machine wanting the account right away waits for the
+            -- child's lease instead of refreshing with the rotated token.
+            local since = last_seq(sb)
+            assert(conn:refresh(acc.open_id))
             assert.equal("ok", child_result(pid))
+            local _, _, invalid = refreshes(sb, since)
+            assert.equal(0, invalid)
             no_token_lost()
         end)
 

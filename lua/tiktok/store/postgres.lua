@@ -58,7 +58,7 @@ local OPTS = {
 -- field that keys each record: the same list as the other stores.
 local COLLECTIONS = store_mod.COLLECTIONS or { upload = "publish_id" }
 
-local SCHEMA_VERSION = 1
+local SCHEMA_VERSION = 2
 
 -- Statements of each migration; S is replaced by the quoted schema name.
 local MIGRATIONS = {
@@ -97,6 +97,12 @@ local MIGRATIONS = {
             RETURN greatest(u[n - p_limit + 1] + p_window - now_s, 0.001);
           END $$]],
     },
+    -- The lock's lease: who holds locked() (see PG:_lock).
+    [2] = {
+        [[CREATE TABLE IF NOT EXISTS S.lease (
+            name text PRIMARY KEY, holder text NOT NULL, taken_at timestamptz NOT NULL,
+            grace_ms integer NOT NULL)]],
+    },
 }
 
 -- ------------------------------------------------------------------ setup
@@ -118,6 +124,7 @@ function _M.new(opts)
         application_name = opts.application_name or "lua-tiktok",
         _keys = store_mod._keyring(opts.key, "tiktok.store.postgres", 2),
         _lock_name = "lua-tiktok:" .. schema .. ":accounts",
+        _holder = core.random_hex(12),
         _sql = {},
     }
     return setmetatable(self, PG)
@@ -407,10 +414,50 @@ end
 
 -- --------------------------------------------------------------- the lock
 
+-- The advisory lock, plus a lease row naming its holder. The lease covers
+-- one case the advisory lock alone does not: a holder whose connection the
+-- server lost by restarting (while it refreshed a token at TikTok) is still
+-- alive and will write the new tokens as soon as it reconnects. Until it
+-- does (or its grace, its reconnect_ms, runs out), nobody else may take the
+-- lock: they would refresh with the refresh token TikTok just rotated away.
+-- A holder that died, or whose session was terminated without a restart,
+-- leaves a lease the next taker simply replaces.
+local LEASE_SQL = [[SELECT holder, grace_ms, pg_postmaster_start_time() > taken_at AS restarted,
+    extract(epoch FROM clock_timestamp() - taken_at) * 1000 AS age_ms FROM S.lease WHERE name = 'accounts']]
+local TAKE_SQL = [[INSERT INTO S.lease (name, holder, taken_at, grace_ms) VALUES ('accounts', $1, clock_timestamp(), $2)
+    ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, taken_at = EXCLUDED.taken_at,
+      grace_ms = EXCLUDED.grace_ms]]
+
 function PG:_lock(c)
-    local rows, kind, msg, state = c:exec("SELECT pg_advisory_lock(hashtextextended($1, 0))", self._lock_name)
-    if not rows then return nil, store_err("taking the store's lock", kind, msg, state), kind end
-    return true
+    local deadline = core.monotonic_ms() + self.lock_timeout_ms
+    while true do
+        local rows, kind, msg, state = c:exec("SELECT pg_advisory_lock(hashtextextended($1, 0))", self._lock_name)
+        if not rows then return nil, store_err("taking the store's lock", kind, msg, state), kind end
+        rows, kind, msg, state = c:exec(self:_s(LEASE_SQL))
+        local lease = rows and rows[1]
+        if rows and (not lease or lease.holder == self._holder or not lease.restarted
+                     or lease.age_ms > lease.grace_ms) then
+            rows, kind, msg, state = c:exec(self:_s(TAKE_SQL), self._holder, self.reconnect_ms)
+            if rows then return true end
+        end
+        c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_name)
+        if not rows then return nil, store_err("taking the store's lock", kind, msg, state), kind end
+        if core.monotonic_ms() + 100 > deadline then
+            return nil, errors.new("busy", "PostgreSQL store: the process that held the lock lost its connection "
+                .. "when the server restarted, in the middle of a token refresh; it has until its reconnect_ms to "
+                .. "save the new tokens; retry shortly"), "lock_timeout"
+        end
+        core.sleep_ms(100)
+    end
+end
+
+-- Lost connection: the advisory lock went with it, but the lease must not
+-- stay behind (others would wait for its grace): one reconnect to drop it.
+function PG:_unlock()
+    local c = self:_conn()
+    if not c then return end
+    c:exec(self:_s("DELETE FROM S.lease WHERE name = 'accounts' AND holder = $1"), self._holder)
+    c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_name)
 end
 
 -- fn() with the store's advisory lock held: one holder at a time across
@@ -433,9 +480,7 @@ function PG:locked(fn)
     self._held = true
     local res = pack(pcall(fn))
     self._held = false
-    if self._c then
-        self._c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_name)
-    end
+    self:_unlock()
     if not res[1] then error(res[2], 0) end
     return unpack(res, 2, res.n)
 end
