@@ -175,6 +175,7 @@ typedef struct {
   char *ca_file;
   long connect_timeout_ms, low_speed_ms;
   int allow_private;           /* 1: every address; 0: public ones and allow[] */
+  int allow_http;              /* plain http too (local tests and benchmarks) */
   int nallow;
   struct { int family; unsigned char a[16]; } allow[RELAY_MAX_ALLOW];
   unsigned char *ring;
@@ -476,11 +477,11 @@ static void setup_get(tt_relay *r, rget *g, const char *url, long timeout_ms, st
   curl_easy_reset(c);
   common(r, c, url, timeout_ms, r->get_err);
 #if LIBCURL_VERSION_NUM >= 0x075500
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, r->allow_http ? "http,https" : "https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, r->allow_http ? "http,https" : "https");
 #else
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTPS);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(r->allow_http ? CURLPROTO_HTTP | CURLPROTO_HTTPS : CURLPROTO_HTTPS));
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, (long)(r->allow_http ? CURLPROTO_HTTP | CURLPROTO_HTTPS : CURLPROTO_HTTPS));
 #endif
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)RELAY_MAX_REDIRS);
@@ -641,7 +642,9 @@ static struct curl_slist *identity_headers(void) {
  *             buffer_size } -> relay
  * connect_timeout_ms and low_speed_ms are required (0 turns the stall check
  * off); allow_private = true lets the download connect to any address, a
- * list of addresses ({ "10.1.2.3", "::1" }) to those only; buffer_size is the ring between download and upload (64 KiB to
+ * list of addresses ({ "10.1.2.3", "::1" }) to those only; allow_http = true
+ * accepts plain http URLs and redirects too (a local test server, a
+ * benchmark over loopback HTTP; never for URLs from users); buffer_size is the ring between download and upload (64 KiB to
  * 16 MiB, default 1 MiB). */
 static int l_relay(lua_State *L) {
   tt_relay *r;
@@ -675,6 +678,9 @@ static int l_relay(lua_State *L) {
   } else {
     priv = lua_toboolean(L, -1);
   }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "allow_http");
+  r->allow_http = lua_toboolean(L, -1);
   lua_pop(L, 1);
   r->spool_fd = -1;
   r->put_body.max = RELAY_PUT_BODY_MAX; r->put_headers.max = RELAY_PUT_HEADERS_MAX;

@@ -44,6 +44,8 @@
 -- the addresses allowed); no proxy from the environment; a size cap
 -- (max_bytes, TikTok's 4 GB); the container checked by open before anything
 -- is uploaded; connect and low-speed timeouts; Accept-Encoding: identity.
+-- allow_http = true accepts plain http (a local test server or a benchmark
+-- over loopback; never set it for URLs that come from users).
 local core = require "tiktok.core"
 local util = require "tiktok.util"
 local errors = require "tiktok.errors"
@@ -55,7 +57,7 @@ local _M = {}
 local OPEN_SPEC = {
     allow_private = "any", max_bytes = "integer", connect_timeout_ms = "integer", low_speed_ms = "integer",
     ca_file = "string", timeout_ms = "integer", buffer_size = "integer", spool_dir = "string",
-    spool_max_bytes = "integer",
+    spool_max_bytes = "integer", allow_http = "boolean",
 }
 local UPLOAD_SPEC = {
     retries = "integer", chunk_timeout_ms = "integer", progress = "function", next = "integer",
@@ -108,12 +110,12 @@ function _M.open(ctx, url, opts)
     if type(url) ~= "string" then error("tiktok.relay.open: url must be a string", 2) end
     local u = util.parse_url(url)
     if not u then return nil, refused("the video URL is not a valid absolute URL") end
-    if u.scheme ~= "https" then
+    if u.scheme ~= "https" and not (opts.allow_http and u.scheme == "http") then
         return nil, refused("the video URL must be https to be relayed (it is " .. u.scheme .. ")")
     end
     local max_bytes = opts.max_bytes or MAX_VIDEO
     local engine = core.relay({
-        ca_file = opts.ca_file, allow_private = ap,
+        ca_file = opts.ca_file, allow_private = ap, allow_http = opts.allow_http,
         connect_timeout_ms = opts.connect_timeout_ms or 10000, low_speed_ms = opts.low_speed_ms or 30000,
         buffer_size = opts.buffer_size,
     })

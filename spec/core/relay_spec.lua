@@ -337,6 +337,16 @@ describe("tiktok.relay", function()
             assert.equal(0, count("media.get"))                      -- never even connected
         end)
 
+        it("allow_http (local tests, benchmarks) lifts only the scheme rule, never the address rule", function()
+            local plain = "http://localhost:" .. port .. "/media/r3.mp4"
+            local err = refused(plain, { allow_http = true, allow_private = "none" })
+            assert.is_truthy(err.message:find("127.0.0.1", 1, true) or err.message:find("::1", 1, true))
+            local src
+            src, err = open(plain, { allow_http = true })
+            assert.is_nil(src)
+            assert.equal("http", err.code)            -- plain HTTP to the TLS port: nginx's 400
+        end)
+
         it("the address rule", function()
             for _, a in ipairs({ "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254",
                                  "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "::1",
