@@ -54,6 +54,9 @@ local DEFAULTS = {
     upload_nice = nil,           -- lower an upload's thread priority by this much while it sends
                                  -- (nil: 10 inside nginx worker threads, 0 elsewhere; 0: off)
     upload_buffer_size = nil,    -- libcurl's upload buffer (16384-2097152; nil: libcurl's 64 KiB)
+    relay_allow_private = false, -- relay: allow video URLs on private, loopback or link-local addresses
+    relay_ca_file = nil,         -- relay: PEM bundle for the video URLs' hosts (nil: the system store)
+    relay_spool_dir = nil,       -- relay: where a source without range support is spooled (nil: /tmp)
 }
 _M.DEFAULTS = DEFAULTS
 
@@ -78,6 +81,7 @@ local SPEC = {
     wait_timeout_ms = "integer", poll_ms = "integer", rate_limits = "table",
     log = "function", thread_pool = "string", thread_pool_size = "integer",
     upload_nice = "integer", upload_buffer_size = "integer",
+    relay_allow_private = "boolean", relay_ca_file = "string", relay_spool_dir = "string",
 }
 
 local KNOWN_SCOPES = {

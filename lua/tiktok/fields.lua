@@ -97,6 +97,12 @@ local list = {
       tiktok = { photo = { [DIRECT] = "post_info.auto_add_music" } },
       unused = { video = "{auto_add_music} is used only for direct photo posts; remove it." },
       flag = "--auto-add-music", label = "Add music automatically", help = "photo posts: let TikTok add music" },
+    { name = "relay", type = "enum", values = { "auto", "always", "never" }, default = "auto",
+      kinds = { video = true },
+      unused = { photo = "{relay} is used only for video URLs (TikTok pulls photos itself); remove it." },
+      flag = "--relay", metavar = "auto|always|never", label = "If TikTok will not pull the URL",
+      help = "a video URL TikTok refuses (url_ownership_unverified): auto (default) streams it up as a "
+          .. "file upload, always does so at once, never keeps the refusal" },
     { name = "mode", type = "enum", values = { DIRECT, INBOX }, kinds = { video = true, photo = true },
       flag = "--inbox", label = "Send to the creator's inbox as a draft",
       help = "upload as a draft to the creator's TikTok inbox instead of posting" },

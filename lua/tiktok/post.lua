@@ -6,7 +6,8 @@
 --
 -- Reading order for a video file: tiktok.post (below) -> tiktok.settings
 -- (validation) -> tiktok.api (the init request, the chunk PUT, the status
--- fetch) -> src/session.c (the streaming PUT). The connection's internal
+-- fetch) -> src/session.c (the streaming PUT; a relayed URL: tiktok.relay
+-- and src/relay.c). The connection's internal
 -- interface (_option, _api, _record, _with_token, _budget) is the
 -- only part of tiktok.connection used here.
 local core = require "tiktok.core"
@@ -16,6 +17,7 @@ local errors = require "tiktok.errors"
 local fields = require "tiktok.fields"
 local settings = require "tiktok.settings"
 local openresty = require "tiktok.openresty"
+local relay = require "tiktok.relay"
 
 local type, pairs, ipairs, error, tostring, getmetatable = type, pairs, ipairs, error, tostring, getmetatable
 local min, floor = math.min, math.floor
@@ -132,6 +134,10 @@ local function upload_finished(conn, opts, file, publish_id)
     return st ~= nil and (st.uploaded_bytes == file.size or st.status ~= "PROCESSING_UPLOAD")
 end
 
+-- Failures of a chunk's transfer that another attempt cannot fix (the
+-- file, or a relayed URL the relay refuses or cannot read as a video).
+local FATAL_TRANSFER = { file = true, invalid_argument = true, relay_refused = true, unsupported_media = true }
+
 local REFUSED = {
     [400] = "TikTok refused the chunk's headers (HTTP 400)",
     [403] = "the upload URL expired (TikTok allows one hour); post again",
@@ -149,7 +155,7 @@ local REFUSED = {
 -- attempt died in transit (so a 4xx may mean the chunk had arrived).
 local function classify(res, err, chunk, size, last)
     if not res then
-        if err.code == "file" or err.code == "invalid_argument" then return "fatal", err end
+        if FATAL_TRANSFER[err.code] then return "fatal", err end
         return "retry", err
     end
     local status, range_end = res.status, res.last and res.last + 1
@@ -210,7 +216,9 @@ local function upload(conn, opts, publish_id, upload_url, file)
     while index < file.count do
         local offset, length = core.chunk_range(file.size, file.chunk_size, file.count, index)
         local chunk = { offset = offset, length = length, number = index + 1, count = file.count }
-        local res, err = api.put_chunk(conn:_api(), upload_url, {
+        local put = file.relay and function(ctx, url, c) return relay.put_chunk(ctx, file.relay, url, c) end
+            or api.put_chunk
+        local res, err = put(conn:_api(), upload_url, {
             path = file.path, offset = offset, length = length, total = file.size,
             content_type = file.content_type, timeout_ms = conn:_option("chunk_timeout_ms"),
             nice = conn:_upload_nice(), buffer_size = conn:_option("upload_buffer_size"),
@@ -281,7 +289,7 @@ end
 local function journal_start(conn, publish_id, open_id, upload_url, file, req)
     local store = conn.store
     if type(store.put_upload) ~= "function" then return nil end
-    local job = { publish_id = publish_id, open_id = open_id, upload_url = upload_url, path = file.path,
+    local job = { publish_id = publish_id, open_id = open_id, upload_url = upload_url, path = file.path, url = file.url,
                   size = file.size, chunk_size = file.chunk_size, count = file.count,
                   content_type = file.content_type, next = 0, mode = req.mode, privacy = req.privacy,
                   caption = req.caption, created_at = floor(util.now()) }
@@ -307,8 +315,8 @@ local function check_journal(job)
         local v = job[k]
         if type(v) ~= "number" or v ~= floor(v) or v < 0 or v > 2^53 then return bad(k .. " is not a count") end
     end
-    if type(job.path) ~= "string" or type(job.upload_url) ~= "string" or type(job.content_type) ~= "string"
-       or type(job.open_id) ~= "string" then
+    if (type(job.path) ~= "string" and type(job.url) ~= "string") or type(job.upload_url) ~= "string"
+       or type(job.content_type) ~= "string" or type(job.open_id) ~= "string" then
         return bad("a field is missing")
     end
     local ok, _, why = core.plan_check(job.size, job.chunk_size, job.count)
@@ -327,7 +335,7 @@ local function result(req, publish_id, st, open_id)
         status = st and st.status or "PROCESSING_" .. (req.source == "FILE_UPLOAD" and "UPLOAD" or "DOWNLOAD"),
         post_ids = st and st.post_ids or {}, fail_reason = st and st.fail_reason or nil,
         uploaded_bytes = st and st.uploaded_bytes, downloaded_bytes = st and st.downloaded_bytes,
-        privacy = req.privacy, caption = req.caption, mode = req.mode,
+        privacy = req.privacy, caption = req.caption, mode = req.mode, source = req.source,
     }
 end
 
@@ -342,8 +350,18 @@ local function media_of(opts)
     return inspect_file(opts.video_file)
 end
 
+-- The chunk plan of a file (or a relayed URL) of `size` bytes.
+local function plan_file(conn, size, what)
+    local chunk_size, count, why = core.plan(size, conn:_option("chunk_size"))
+    if not chunk_size then
+        return nil, errors.new("invalid_settings", what .. " cannot be uploaded: " .. why, { problems = { why } })
+    end
+    return chunk_size, count
+end
+
 -- Everything before init: account, scope, file, creator_info, validation,
--- chunk plan. Returns the normalized request, the account and the file plan.
+-- chunk plan. Returns the normalized request, the account and the file plan
+-- (and `ctx`: what a relay needs later, the creator info and the request).
 local function prepare(conn, opts)
     local open_id, err = conn:pick_account(opts.account, { as = opts.as })
     if not open_id then return nil, err end
@@ -369,21 +387,47 @@ local function prepare(conn, opts)
     local req = {}
     for k, v in pairs(opts) do req[k] = v end
     req.duration_sec = media and media.duration_ms and media.duration_ms / 1000 or nil
+    -- An unverified video URL is a problem only when it may not be relayed.
+    local verified = conn:_option("verified_prefixes")
+    local relayable = type(req.video_url) == "string" and req.relay ~= "never"
     local valid
     valid, err = settings.validate(req, creator, { audited = conn:_option("audited"), wording = opts.wording,
-                                                   verified_prefixes = conn:_option("verified_prefixes") })
+                                                   verified_prefixes = not relayable and verified or nil })
     if not valid then return nil, err end
+    local ctx = { creator = creator, req = req }
+    if valid.relay and verified and settings.url_verified(valid.video_url, verified) == false then
+        ctx.unverified = true          -- TikTok would refuse the pull: relay at once (auto)
+    end
     local file
     if valid.source == "FILE_UPLOAD" then
-        local chunk_size, count, why = core.plan(media.size, conn:_option("chunk_size"))
-        if not chunk_size then
-            return nil, errors.new("invalid_settings", "video_file cannot be uploaded: " .. why,
-                                   { problems = { why } })
-        end
+        local chunk_size, count = plan_file(conn, media.size, "video_file")
+        if not chunk_size then return nil, count end
         file = { path = valid.video_file, size = media.size, chunk_size = chunk_size, count = count,
                  content_type = media.content_type, open_id = open_id }
     end
-    return valid, open_id, file
+    return valid, open_id, file, ctx
+end
+
+-- Opens the relay of a video URL TikTok will not pull: the source is
+-- probed (size, container, duration), the request validated again with the
+-- duration, the chunks planned. valid becomes a FILE_UPLOAD fed from the URL.
+local function relay_file(conn, opts, valid, open_id, ctx)
+    emit(opts, { stage = "relay", url = valid.video_url })
+    local src, err = relay.open(conn:_api(), valid.video_url, {
+        allow_private = conn:_option("relay_allow_private"), ca_file = conn:_option("relay_ca_file"),
+        spool_dir = conn:_option("relay_spool_dir"), connect_timeout_ms = conn:_option("connect_timeout_ms"),
+        low_speed_ms = conn:_option("low_speed_ms") })
+    if not src then return nil, err end
+    local req = ctx.req
+    req.duration_sec = src.duration_ms and src.duration_ms / 1000 or nil
+    local again
+    again, err = settings.validate(req, ctx.creator, { audited = conn:_option("audited"), wording = opts.wording })
+    if not again then relay.close(src); return nil, err end
+    local chunk_size, count = plan_file(conn, src.size, "video_url")
+    if not chunk_size then relay.close(src); return nil, count end
+    valid.source = "FILE_UPLOAD"
+    return { relay = src, url = valid.video_url, size = src.size, chunk_size = chunk_size, count = count,
+             content_type = src.content_type, open_id = open_id }
 end
 
 -- Init: once. A 401 means TikTok refused it (nothing was created), so one
@@ -414,10 +458,25 @@ local function post(opts)
     if opts.as then util.check_opts("tiktok.post: as", opts.as, { user = "string", workspace = "string" }, 2) end
     local deadline = core.monotonic_ms() + (opts.wait_timeout_ms or conn:_option("wait_timeout_ms"))
 
-    local valid, open_id, file = prepare(conn, opts)
+    local valid, open_id, file, ctx = prepare(conn, opts)
     if not valid then return nil, open_id end
-    local init, err = init_once(conn, opts, open_id, valid, file, deadline)
-    if not init then return nil, err end
+    local err
+    if valid.relay == "always" or ctx.unverified then
+        file, err = relay_file(conn, opts, valid, open_id, ctx)
+        if not file then return nil, err end
+    end
+    local init
+    init, err = init_once(conn, opts, open_id, valid, file, deadline)
+    if not init and valid.relay == "auto" and not file and err.code == "url_ownership_unverified" then
+        -- TikTok refused to pull the URL and created nothing: relay it.
+        file, err = relay_file(conn, opts, valid, open_id, ctx)
+        if not file then return nil, err end
+        init, err = init_once(conn, opts, open_id, valid, file, deadline)
+    end
+    if not init then
+        if file and file.relay then relay.close(file.relay) end
+        return nil, err
+    end
     local publish_id = init.publish_id
     if opts.on_publish then opts.on_publish(publish_id) end
     emit(opts, { stage = "init", publish_id = publish_id })
@@ -430,6 +489,7 @@ local function post(opts)
         end
         local job = journal_start(conn, publish_id, open_id, init.upload_url, file, valid)
         if opts.detach then
+            if file.relay then relay.close(file.relay) end
             if not job then
                 return nil, with_publish(errors.new("store", "detach needs a store that journals uploads "
                                          .. "(put_upload/get_upload/delete_upload)"), publish_id)
@@ -437,6 +497,7 @@ local function post(opts)
             return result(valid, publish_id, nil, open_id)
         end
         local ok, uerr = upload(conn, opts, publish_id, init.upload_url, file)
+        if file.relay then relay.close(file.relay) end
         if not ok then return nil, uerr end
         journal_done(conn, publish_id)
     end
@@ -472,16 +533,29 @@ local function resume_upload(conn, opts, job)
     local rec
     rec, err = conn:_record(job.open_id, opts.as)
     if not rec then return nil, with_publish(err, opts.publish_id) end
-    local st = core.stat(job.path)
-    if not st or st.size ~= job.size then
-        return nil, with_publish(errors.new("file", "the video file " .. util.show(job.path)
-                                 .. " changed or vanished since the post started; it cannot be resumed"),
-                                 opts.publish_id)
-    end
-    local file = { path = job.path, size = job.size, chunk_size = job.chunk_size, count = job.count,
+    local file = { path = job.path, url = job.url, size = job.size, chunk_size = job.chunk_size, count = job.count,
                    content_type = job.content_type, next = job.next, open_id = job.open_id }
+    if job.url then
+        file.relay, err = relay.open(conn:_api(), job.url, {
+            allow_private = conn:_option("relay_allow_private"), ca_file = conn:_option("relay_ca_file"),
+            spool_dir = conn:_option("relay_spool_dir") })
+        if not file.relay then return nil, with_publish(err, opts.publish_id) end
+        if file.relay.size ~= job.size then
+            relay.close(file.relay)
+            return nil, with_publish(errors.new("file", "the video at the URL changed size since the post "
+                                     .. "started; it cannot be resumed"), opts.publish_id)
+        end
+    else
+        local st = core.stat(job.path)
+        if not st or st.size ~= job.size then
+            return nil, with_publish(errors.new("file", "the video file " .. util.show(job.path)
+                                     .. " changed or vanished since the post started; it cannot be resumed"),
+                                     opts.publish_id)
+        end
+    end
     file.journal = journal_progress(conn.store, job)
     ok, err = upload(conn, opts, job.publish_id, job.upload_url, file)
+    if file.relay then relay.close(file.relay) end
     if not ok then return nil, err end
     journal_done(conn, job.publish_id)
     return job.open_id

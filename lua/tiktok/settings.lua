@@ -198,6 +198,18 @@ local function is_verified(verified, norm, host)
 end
 
 
+--- settings.url_verified(url, verified_prefixes) -> true | false, or nil
+-- when the URL cannot be read: is it under one of the verified prefixes
+-- or domains (the list tiktok.connect's verified_prefixes takes)?
+function _M.url_verified(url, list)
+    local verified = compile_verified(list)
+    local u = util.parse_url(url)
+    if not u or not verified then return nil end
+    local norm = u.scheme .. "://" .. u.host .. (u.port and (":" .. u.port) or "") .. u.path
+                 .. (u.query and ("?" .. u.query) or "")
+    return is_verified(verified, norm, u.host)
+end
+
 -- Checks one pull URL; adds each problem. Returns nothing.
 local function check_url(add, field, name, u, verified, kind)
     if type(u) ~= "string" then
@@ -453,6 +465,17 @@ rule("mode", function(r, _, add)
     else
         add("mode", "mode must be \"direct\" (post now) or \"inbox\" (send to the "
             .. "creator's TikTok inbox as a draft), got %s.", describe(mode))
+    end
+end)
+
+rule("relay", function(r, _, add)
+    local v = r.relay
+    if v == nil or r.kind ~= "video" then return end
+    if v ~= "auto" and v ~= "always" and v ~= "never" then
+        add("relay", "%s must be \"auto\", \"always\" or \"never\", got %s.", r.words.name("relay"), describe(v))
+    elseif r.video_url == nil and r.video_file ~= nil then
+        add("relay", "%s applies only to %s: a file is always uploaded; remove it.", r.words.name("relay"),
+            r.words.name("video_url"))
     end
 end)
 
@@ -758,6 +781,7 @@ local function normalized(r)
         caption = r.caption, title = r.title,
         privacy = r.mode == "direct" and r.privacy or nil,
         cover_ms = r.cover_ms, duration_sec = r.duration_sec,
+        relay = r.kind == "video" and r.video_url ~= nil and (r.relay or "auto") or nil,
     }
     for _, f in ipairs(fields.list) do
         if f.type == "boolean" then out[f.name] = r[f.name] == true end
