@@ -214,6 +214,33 @@ end
                     assert.equal(100, s:get_upload("counter").n)
                 end)
 
+                it("shares a budget across processes: 4 x 6 takes of a budget of 10 give exactly 10", function()
+                    local script = dir .. "/budget" .. counter .. ".lua"
+                    sandbox.write_file(script, ([[
+local s = %s
+local n = 0
+for _ = 1, 6 do
+    local ok, retry = s:budget("init:shared", 10, 60)
+    assert(ok ~= nil, retry)
+    if ok then n = n + 1 else assert(retry > 0 and retry <= 60) end
+end
+io.write(n)
+]]):format(kind.code(o)))
+                    local cmd = ""
+                    for i = 1, 4 do
+                        cmd = cmd .. ("%s %s > %s/budget%d.out 2>&1 & "):format(INTERP, script, dir, i)
+                    end
+                    os.execute(cmd .. "wait")
+                    local taken = 0
+                    for i = 1, 4 do
+                        local out = sandbox.read_file(dir .. "/budget" .. i .. ".out") or ""
+                        assert.truthy(out:match("^%d+$"), out)
+                        taken = taken + tonumber(out)
+                    end
+                    assert.equal(10, taken)
+                    assert.is_false((s:budget("init:shared", 10, 60)))
+                end)
+
                 it("sees what another process wrote", function()
                     local other = kind.make(o)
                     assert.is_true(other:put(rec("shared", { owner = "alice" })))
