@@ -165,6 +165,20 @@ assert(s:put({ open_id = "p" .. arg[1], access_token = "x", refresh_token = "y" 
         holder:close(); waiter:close()
     end)
 
+    it("locked(fn, open_id) locks one account: others' accounts do not wait, the same account does", function()
+        local holder, schema = fresh()
+        local other = tiktok.store.postgres{ conninfo = pg.conninfo, schema = schema, lock_timeout_ms = 300 }
+        holder:locked(function()
+            assert.equal("b", other:locked(function() return "b" end, "acct-b"))
+            local r, err = other:locked(function() return "a" end, "acct-a")
+            assert.is_nil(r)
+            assert.equal("busy", err.code)
+        end, "acct-a")
+        assert.equal("a", other:locked(function() return "a" end, "acct-a"))
+        assert.has_error(function() other:locked(function() end, 42) end)
+        holder:close(); other:close()
+    end)
+
     it("a SIGKILLed process holding the lock releases it with its connection", function()
         local s, schema = fresh({ lock_timeout_ms = 10000 })
         local script = dir .. "/holder.lua"

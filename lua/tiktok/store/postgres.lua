@@ -123,7 +123,7 @@ function _M.new(opts)
         reconnect_ms = opts.reconnect_ms or 30000,
         application_name = opts.application_name or "lua-tiktok",
         _keys = store_mod._keyring(opts.key, "tiktok.store.postgres", 2),
-        _lock_name = "lua-tiktok:" .. schema .. ":accounts",
+        _lock_prefix = "lua-tiktok:" .. schema .. ":",
         _holder = core.random_hex(12),
         _sql = {},
     }
@@ -236,7 +236,7 @@ function PG:_conn()
     if not ok then c:close(); return nil, err end
     self._c = c
     if self._held then
-        ok, err = self:_lock(c)
+        ok, err = self:_lock(c, self._held)
         if not ok then c:close(); self._c = nil; return nil, err end
     end
     return c
@@ -423,24 +423,25 @@ end
 -- A holder that died, or whose session was terminated without a restart,
 -- leaves a lease the next taker simply replaces.
 local LEASE_SQL = [[SELECT holder, grace_ms, pg_postmaster_start_time() > taken_at AS restarted,
-    extract(epoch FROM clock_timestamp() - taken_at) * 1000 AS age_ms FROM S.lease WHERE name = 'accounts']]
-local TAKE_SQL = [[INSERT INTO S.lease (name, holder, taken_at, grace_ms) VALUES ('accounts', $1, clock_timestamp(), $2)
+    extract(epoch FROM clock_timestamp() - taken_at) * 1000 AS age_ms FROM S.lease WHERE name = $1]]
+local TAKE_SQL = [[INSERT INTO S.lease (name, holder, taken_at, grace_ms) VALUES ($3, $1, clock_timestamp(), $2)
     ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, taken_at = EXCLUDED.taken_at,
       grace_ms = EXCLUDED.grace_ms]]
 
-function PG:_lock(c)
+function PG:_lock(c, name)
+    local key = self._lock_prefix .. name
     local deadline = core.monotonic_ms() + self.lock_timeout_ms
     while true do
-        local rows, kind, msg, state = c:exec("SELECT pg_advisory_lock(hashtextextended($1, 0))", self._lock_name)
+        local rows, kind, msg, state = c:exec("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
         if not rows then return nil, store_err("taking the store's lock", kind, msg, state), kind end
-        rows, kind, msg, state = c:exec(self:_s(LEASE_SQL))
+        rows, kind, msg, state = c:exec(self:_s(LEASE_SQL), name)
         local lease = rows and rows[1]
         if rows and (not lease or lease.holder == self._holder or not lease.restarted
                      or lease.age_ms > lease.grace_ms) then
-            rows, kind, msg, state = c:exec(self:_s(TAKE_SQL), self._holder, self.reconnect_ms)
+            rows, kind, msg, state = c:exec(self:_s(TAKE_SQL), self._holder, self.reconnect_ms, name)
             if rows then return true end
         end
-        c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_name)
+        c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
         if not rows then return nil, store_err("taking the store's lock", kind, msg, state), kind end
         if core.monotonic_ms() + 100 > deadline then
             return nil, errors.new("busy", "PostgreSQL store: the process that held the lock lost its connection "
@@ -453,34 +454,39 @@ end
 
 -- Lost connection: the advisory lock went with it, but the lease must not
 -- stay behind (others would wait for its grace): one reconnect to drop it.
-function PG:_unlock()
+function PG:_unlock(name)
     local c = self:_conn()
     if not c then return end
-    c:exec(self:_s("DELETE FROM S.lease WHERE name = 'accounts' AND holder = $1"), self._holder)
-    c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_name)
+    c:exec(self:_s("DELETE FROM S.lease WHERE name = $1 AND holder = $2"), name, self._holder)
+    c:exec("SELECT pg_advisory_unlock(hashtextextended($1, 0))", self._lock_prefix .. name)
 end
 
 -- fn() with the store's advisory lock held: one holder at a time across
 -- every process and machine using this schema. Re-entrant within one call
 -- chain. The lock goes with the session: a holder that dies (or whose
--- connection is cut) releases it.
-function PG:locked(fn)
+-- connection is cut) releases it. `name` (optional; other stores ignore
+-- it) narrows the lock, e.g. to one account's open_id, so refreshes of
+-- different accounts need not wait for each other; without it the lock
+-- covers the whole store, as the file store's does.
+function PG:locked(fn, name)
     if self._held then return fn() end
+    if name ~= nil and type(name) ~= "string" then error("store:locked: name must be a string", 2) end
+    name = name and ("account:" .. name) or "accounts"
     local c, err = self:_conn()
     if not c then return nil, err end
     local ok, kind
-    ok, err, kind = self:_lock(c)
+    ok, err, kind = self:_lock(c, name)
     if not ok and kind == "connection" then
         -- Found dead when we tried: once more on a fresh connection.
         c, err = self:_conn()
         if not c then return nil, err end
-        ok, err = self:_lock(c)
+        ok, err = self:_lock(c, name)
     end
     if not ok then return nil, err end
-    self._held = true
+    self._held = name
     local res = pack(pcall(fn))
-    self._held = false
-    self:_unlock()
+    self._held = nil
+    self:_unlock(name)
     if not res[1] then error(res[2], 0) end
     return unpack(res, 2, res.n)
 end
