@@ -261,6 +261,21 @@ function _M.cancel(ctx, token, publish_id)
     return true
 end
 
+-- POSTs a signed event to the application's own webhook URL (a
+-- forwarder of tiktok.webhook). Returns true or nil, err.
+function _M.send_webhook(ctx, url, signature, body)
+    local res, err = request(ctx, "webhook delivery", {
+        method = "POST", url = url, body = body,
+        headers = { "Content-Type: application/json", "TikTok-Signature: " .. signature },
+    })
+    if not res then return nil, err end
+    if res.status < 200 or res.status > 299 then
+        return nil, errors.new("http", "the webhook URL answered HTTP " .. res.status .. " (2xx expected)",
+                               { http_status = res.status })
+    end
+    return true
+end
+
 -- One chunk PUT. Returns { status, first, last, total } (the server's
 -- progress from its Content-Range) or nil, err. chunk.nice and
 -- chunk.buffer_size go to session:upload as they are (nil: unchanged).

@@ -536,6 +536,14 @@ io_method("client_token", function(self)
     return { access_token = tok.access_token, expires_at = floor(util.now() + (tok.expires_in or 0)) }
 end)
 
+-- Sends a signed event to the application's own webhook URL (used by
+-- tiktok.webhook.forwarder; an I/O method so nginx runs it in a thread).
+io_method("_send_webhook", function(self, d)
+    local u, why = util.check_base_url("the webhook URL", d.url)
+    if not u then return nil, errors.new("invalid_argument", why) end
+    return api.send_webhook(self._ctx, d.url, d.signature, d.body)
+end)
+
 -- Is this TikTok app set up right (credentials, redirect URI, scopes,
 -- audit)? A report of sentences: tiktok.check.
 io_method("check", function(self)

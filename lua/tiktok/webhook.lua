@@ -82,4 +82,44 @@ function _M.verify(signature, body, opts)
     return event
 end
 
+--- webhook.sign(secret, body[, t]) -> the TikTok-Signature header value
+-- ("t=<unix time>,s=<hex HMAC-SHA256(secret, t .. "." .. body)>"), the
+-- scheme verify() checks.
+function _M.sign(secret, body, t)
+    if type(secret) ~= "string" or secret == "" then error("tiktok.webhook.sign: secret is required", 2) end
+    if type(body) ~= "string" then error("tiktok.webhook.sign: body must be a string", 2) end
+    t = string.format("%d", t or math.floor(util.now()))
+    return "t=" .. t .. ",s=" .. core.hmac_sha256_hex(secret, t .. "." .. body)
+end
+
+local FORWARD_OPTS = { connection = "table", url = "string", secret = "string" }
+
+--- webhook.forwarder{ connection, url, secret } -> function(job, ev)
+-- An on_event for tiktok.jobs that forwards every job state change to the
+-- application's own URL as a signed webhook, in TikTok's envelope shape:
+-- { event = "job.<type>", create_time, content = JSON of { job, ev } },
+-- signed like TikTok's deliveries, so the receiver checks it with
+-- tiktok.webhook.verify{ client_secret = secret }. A delivery that fails is
+-- logged through the connection's log and not retried (the job itself is
+-- durable: its state can always be read back with jobs:get).
+function _M.forwarder(opts)
+    util.check_opts("tiktok.webhook.forwarder", opts, FORWARD_OPTS, 3)
+    local conn, url, secret = opts.connection, opts.url, opts.secret
+    if not conn or not url or not secret or secret == "" then
+        error("tiktok.webhook.forwarder: connection, url and secret are required", 2)
+    end
+    local json = require "tiktok.json"
+    return function(job, ev)
+        local content = assert(json.encode({ job = job, ev = ev }))
+        local body = assert(json.encode({ event = "job." .. tostring(ev.type), create_time = math.floor(util.now()),
+                                          content = content }))
+        local ok, err = conn:_send_webhook({ url = url, signature = _M.sign(secret, body), body = body })
+        if not ok and conn:_option("log") then
+            conn:_option("log")("warn", "tiktok: forwarding job event " .. tostring(ev.type) .. " failed: "
+                                .. tostring(err))
+        end
+        return ok, err
+    end
+end
+
 return _M

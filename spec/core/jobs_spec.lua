@@ -257,6 +257,30 @@ describe("tiktok.jobs", function()
         assert.equal(0, inits())
     end)
 
+    it("forwards every job event as a signed webhook the receiver verifies", function()
+        local secret = "app-webhook-secret-123"
+        local forward = tiktok.webhook.forwarder({ connection = conn, url = sb.env.TIKTOK_WEBHOOK_SINK,
+                                                   secret = secret })
+        sb:admin("DELETE", "/webhooks/received")
+        local j = assert(jobs:enqueue({ post = url_post() }))
+        for _ = 1, 40 do
+            jobs:work({ idle_exit = true, on_event = function(job, ev) assert(forward(job, ev)) end })
+            if jobs:get(j.id).state == "published" then break end
+            sandbox.sleep(0.3)
+        end
+        local got = sb:admin("GET", "/webhooks/received")
+        local types = {}
+        for _, d in ipairs(got) do
+            local ev = assert(tiktok.webhook.verify(d.signature, d.body, { client_secret = secret }))
+            assert.equal(j.id, ev.content.job.id)
+            types[#types + 1] = ev.event
+        end
+        assert.equal("job.running", types[1])
+        assert.equal("job.published", types[#types])
+        local _, err = tiktok.webhook.verify(got[1].signature, got[1].body, { client_secret = "wrong" })
+        assert.equal("forbidden", err.code)
+    end)
+
     it("refuses bad calls", function()
         assert.has_error(function() jobs:enqueue({ post = url_post(), bogus = 1 }) end)
         assert.has_error(function() jobs:enqueue({ post = { connection = conn } }) end)
