@@ -58,7 +58,7 @@ end
 local CONNECT = [[
 local tiktok = require "tiktok"
 -- the sandbox is configured with high limits: so are the budgets (still taken in the store)
-local RATE_LIMITS = { init = 100000, creator_info = 100000, status = 100000 }
+RATE_LIMITS = { init = 100000, creator_info = 100000, status = 100000 }
 local function connect(schema, appname, extra)
     local sopts = { conninfo = %q, schema = schema, key = %q, application_name = appname }
     for k, v in pairs(extra or {}) do sopts[k] = v end
@@ -187,6 +187,53 @@ for k, v in pairs(counts) do io.write(k, "=", v, "\n") end
                              table.sort(parts)
                              return table.concat(parts, " ")
                          end)(), closest == math.huge and 0 or closest))
+    end)
+
+    it("budgets held for every machine: 3 machines x 4 processes x 5 creator_info, TikTok's 20 a minute", function()
+        sb:reset()     -- the sandbox's real limits
+        local conn = connect("budgets")
+        local acc = tt.account(conn, { username = sb.env.TIKTOK_SANDBOX_USER })
+        local since = last_seq(sb)
+        local script = dir .. "/budget-worker.lua"
+        sandbox.write_file(script, connect_code() .. ([[
+RATE_LIMITS = nil
+local conn = connect("budgets", "machine" .. arg[1])
+local ok, limited = 0, 0
+for _ = 1, 5 do
+    local res, err = conn:creator_info(%q)
+    if res then ok = ok + 1
+    elseif err.code == "rate_limit_exceeded" and err.retry_after and err.retry_after > 0 then limited = limited + 1
+    else io.stderr:write(tostring(err), "\n") end
+end
+io.write(ok, " ", limited, "\n")
+]]):format(acc.open_id))
+        local cmd = ""
+        for m = 1, 3 do
+            for p = 1, 4 do
+                cmd = cmd .. ("%s %s %d > %s/b%d-%d.out 2>&1 & "):format(INTERP, script, m, dir, m, p)
+            end
+        end
+        os.execute(cmd .. "wait")
+        local ok, limited = 0, 0
+        for m = 1, 3 do
+            for p = 1, 4 do
+                local out = sandbox.read_file(("%s/b%d-%d.out"):format(dir, m, p)) or ""
+                local o, l = out:match("^(%d+) (%d+)%s*$")
+                assert.truthy(o, out)
+                ok, limited = ok + tonumber(o), limited + tonumber(l)
+            end
+        end
+        assert.equal(20, ok)
+        assert.equal(40, limited)
+        local reached, too_many = 0, 0
+        for _, e in ipairs(sb:log({ since = since })) do
+            if e.endpoint == "creator_info" then
+                reached = reached + 1
+                if e.status == 429 then too_many = too_many + 1 end
+            end
+        end
+        assert.equal(20, reached)
+        assert.equal(0, too_many)
     end)
 
     describe("refresh faults", function()
