@@ -786,9 +786,11 @@ describe("tiktok (command line)", function()
                 assert.equal(sb.env.TIKTOK_MEDIA_BASE .. "teaser.mp4", p.source_info.video_url)
             end)
 
-            it("a URL outside TIKTOK_VERIFIED_PREFIXES is refused before TikTok is asked (exit 3)", function()
+            it("with --relay never, a URL outside TIKTOK_VERIFIED_PREFIXES is refused before TikTok is asked (exit 3)",
+               function()
                 connect()
-                local r = tk({ "--json", "post", "--url", "https://elsewhere.example/v.mp4", "--privacy", "SELF_ONLY" },
+                local r = tk({ "--json", "post", "--url", "https://elsewhere.example/v.mp4", "--privacy", "SELF_ONLY",
+                               "--relay", "never" },
                              { env = { TIKTOK_VERIFIED_PREFIXES = sb.env.TIKTOK_MEDIA_BASE } })
                 assert.equal(3, r.code)
                 local e = json_of(r).error
