@@ -29,14 +29,14 @@ function _M.run(ctx)
     if out.json_mode then
         local items = json.array()
         for i, a in ipairs(list) do items[i] = output.account_json(a) end
-        out:json({ accounts = items, store = store.path })
+        out:json({ accounts = items, store = store.label })
         return true
     end
     if #list == 0 then
-        out:say("No TikTok account is connected (store: " .. store.path .. "). Run `tiktok connect`.")
+        out:say("No TikTok account is connected (store: " .. store.label .. "). Run `tiktok connect`.")
         return true
     end
-    out:say(format("%d connected account%s (store: %s):", #list, #list == 1 and "" or "s", store.path))
+    out:say(format("%d connected account%s (store: %s):", #list, #list == 1 and "" or "s", store.label))
     for _, a in ipairs(list) do
         out:say("")
         out:say("  " .. a.open_id)

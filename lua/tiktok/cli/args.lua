@@ -29,6 +29,8 @@ _M.GLOBAL = {
       help = "read KEY=value settings from FILE (may be repeated; a later file wins)" },
     { flag = "--env-file", metavar = "FILE", ["repeat"] = true, target = "--config",
       help = "the same as --config (the sandbox writes DIR/env)" },
+    { flag = "--store", metavar = "PATH_OR_URL",
+      help = "the account store: a file, or a postgresql:// URL (wins over TIKTOK_STORE)" },
     { flag = "--json", help = "print one JSON object (errors too) instead of text" },
     { flag = "--help", short = "-h", help = "show help" },
     { flag = "--version", help = "print the version" },
@@ -76,7 +78,8 @@ function _M.build(commands, order, main)
         local c = commands[name]
         local cp = p:command(name):add_help(false):summary(c.summary):description(command_help(c))
             :usage("Usage: " .. concat(c.usage, "\n       "))
-            :epilog("Global options: --config FILE, --env-file FILE, --json, --help (tiktok --help)")
+            :epilog("Global options: --config FILE, --env-file FILE, --store PATH_OR_URL, --json, --help\n"
+                    .. "(tiktok --help)")
         for _, o in ipairs(c.options) do add_option(cp, o, info) end
         cp:argument("args"):args("*"):hidden(true)
         info.parsers[name] = cp
@@ -174,6 +177,56 @@ function _M.whole(opts, flag, what)
         return nil, output.usage(flag .. " takes a whole number from 0 (" .. what .. "), got '" .. v .. "'")
     end
     return tonumber(v)
+end
+
+-- Days since 1970-01-01 of a civil date (proleptic Gregorian), so an
+-- ISO-8601 UTC time needs no time zone from the C library.
+local function days_from_civil(y, m, d)
+    if m <= 2 then y = y - 1 end
+    local era = floor(y / 400)
+    local yoe = y - era * 400
+    local mp = (m + 9) % 12
+    local doy = floor((153 * mp + 2) / 5) + d - 1
+    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+    return era * 146097 + doe - 719468
+end
+
+local UNITS = { [""] = 1, s = 1, m = 60, h = 3600, d = 86400 }
+local MONTH_DAYS = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+--- args.parse_time(text, now) -> epoch seconds | nil, reason
+-- "1767225600" (epoch seconds), "+10m" / "+2h" / "+30s" / "+1d" (from now),
+-- "2026-12-06T14:00:00Z" or "2026-12-06T14:00Z" (UTC; "+00:00" for Z and a
+-- space for T also do).
+function _M.parse_time(text, now)
+    local v = text:gsub("^%s+", ""):gsub("%s+$", "")
+    if v:match("^%d+$") and #v <= 12 then return tonumber(v) end
+    local n, unit = v:match("^%+(%d+)([smhd]?)$")
+    if n and #n <= 9 then return floor(now) + tonumber(n) * UNITS[unit] end
+    local y, mo, d, h, mi, sec, zone = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)(.*)$")
+    if not y then
+        return nil, "takes epoch seconds, +10m / +2h / +1d from now, or a UTC time like 2026-12-06T14:00:00Z"
+    end
+    if zone ~= "Z" and zone ~= "z" and zone ~= "+00:00" and zone ~= "+0000" then
+        return nil, "takes a UTC time: end it with Z (like 2026-12-06T14:00:00Z)"
+    end
+    y, mo, d, h, mi = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi)
+    if #sec ~= 0 and #sec ~= 2 then return nil, "has a malformed time of day (HH:MM or HH:MM:SS)" end
+    sec = tonumber(sec) or 0
+    if mo < 1 or mo > 12 or d < 1 or d > MONTH_DAYS[mo] or (mo == 2 and d == 29 and
+        not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0))) or h > 23 or mi > 59 or sec > 59 then
+        return nil, "is not a valid date and time"
+    end
+    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec
+end
+
+--- args.time(opts, flag, now) -> epoch seconds | nil (not given) | nil, err
+function _M.time(opts, flag, now)
+    local v = opts[flag]
+    if v == nil then return nil end
+    local t, why = _M.parse_time(v, now)
+    if not t then return nil, output.usage(flag .. " " .. why .. ", got '" .. v:gsub("%c", "?"):sub(1, 40) .. "'") end
+    return t
 end
 
 --- args.parse(parser, info, argv) -> { command, opts, args } | nil, err

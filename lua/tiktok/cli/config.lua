@@ -16,8 +16,9 @@ local tiktok = require "tiktok"
 local output = require "tiktok.cli.output"
 local connection = require "tiktok.connection"
 local access = require "tiktok.access"
+local errors = require "tiktok.errors"
 
-local pairs, ipairs, tostring, tonumber = pairs, ipairs, tostring, tonumber
+local pairs, ipairs, tostring, tonumber, pcall = pairs, ipairs, tostring, tonumber, pcall
 local concat, sort = table.concat, table.sort
 local format = string.format
 local floor, min = math.floor, math.min
@@ -32,7 +33,9 @@ local SETTINGS = {
     TIKTOK_API_BASE = { "api_base", "string" },
     TIKTOK_AUTH_BASE = { "auth_base", "string" },
     TIKTOK_CA_FILE = { "ca_file", "path" },
-    TIKTOK_STORE = { "store", "path" },
+    TIKTOK_STORE = { "store", "store" },              -- a file path or a postgresql:// URL
+    TIKTOK_STORE_KEY = { "store_key", "key" },          -- 64 hex digits: tokens encrypted at rest
+    TIKTOK_STORE_NEW_KEY = { "new_store_key", "key" },  -- tiktok store rekey's new key
     TIKTOK_VERIFIED_PREFIXES = { "verified_prefixes", "list" },
     TIKTOK_SCOPES = { "scopes", "list" },
     TIKTOK_AUDITED = { "audited", "boolean" },
@@ -44,7 +47,7 @@ local SETTINGS = {
 _M.SETTINGS = SETTINGS
 
 -- What the command line keeps for itself rather than give tiktok.connect.
-local OWN = { store = true, sandbox_user = true }
+local OWN = { store = true, store_key = true, new_store_key = true, sandbox_user = true }
 
 -- The settings a connection to TikTok cannot do without.
 _M.REQUIRED = { "TIKTOK_CLIENT_KEY", "TIKTOK_CLIENT_SECRET", "TIKTOK_REDIRECT_URI" }
@@ -90,7 +93,10 @@ function _M.help()
         { "TIKTOK_CLIENT_KEY", "the app's client key (required)" },
         { "TIKTOK_CLIENT_SECRET", "the app's client secret (required; never printed)" },
         { "TIKTOK_REDIRECT_URI", "the redirect URI registered for the app (required)" },
-        { "TIKTOK_STORE", "the account store file (default " .. _M.store().path .. ")" },
+        { "TIKTOK_STORE", "the account store: a file (default " .. _M.default_store_path() .. ") or a "
+          .. "postgresql://USER@HOST/DB URL (needs the lua-tiktok-postgres rock); --store wins" },
+        { "TIKTOK_STORE_KEY", "64 hex digits: the store keeps tokens encrypted with this key (never printed)" },
+        { "TIKTOK_STORE_NEW_KEY", "the new key of `tiktok store rekey` (or --new-key-file FILE)" },
         { "TIKTOK_API_BASE", "default " .. D.api_base },
         { "TIKTOK_AUTH_BASE", "default " .. D.auth_base },
         { "TIKTOK_CA_FILE", "a PEM bundle to trust instead of the system's" },
@@ -202,7 +208,8 @@ local function read_file(path, into, origin, warn)
         local spec = SETTINGS[e.key]
         if spec then
             local value = e.value
-            if spec[2] == "path" and value ~= "" and value:sub(1, 1) ~= "/" then
+            if (spec[2] == "path" or (spec[2] == "store" and not _M.is_url(value))) and value ~= ""
+               and value:sub(1, 1) ~= "/" then
                 value = dir .. "/" .. value
             end
             into[e.key] = value
@@ -231,6 +238,7 @@ function _M.read(files, opts)
         local ok, err = read_file(path, raw, origin, opts.warn)
         if not ok then return nil, err end
     end
+    if opts.store_arg then raw.TIKTOK_STORE, origin.TIKTOK_STORE = opts.store_arg, "--store" end
     return raw, origin
 end
 
@@ -250,6 +258,15 @@ function CONVERT.boolean(value, key, where)
     if l == "1" or l == "yes" or l == "true" or l == "on" then return true end
     if l == "0" or l == "no" or l == "false" or l == "off" then return false end
     return nil, output.config(format("%s (%s) must be yes or no, got '%s'", key, where, value))
+end
+function CONVERT.key(value, key, where)
+    local v = trim(value)
+    if #v ~= 64 or not v:match("^%x+$") then
+        -- never the value itself: it is a secret
+        return nil, output.config(format("%s (%s) must be 64 hex digits (a 32-byte key, e.g. from `openssl rand "
+                                         .. "-hex 32`); the value given has %d characters", key, where, #v))
+    end
+    return v:lower()
 end
 function CONVERT.integer(value, key, where)
     local v = tonumber(value)
@@ -306,9 +323,67 @@ end
 local OPTION_KEYS = {}
 for key, spec in pairs(SETTINGS) do OPTION_KEYS[spec[1]] = key end
 
---- config.store(own) -> the account store (TIKTOK_STORE or the default path)
+--- config.is_url(s) -> whether s names a PostgreSQL store (postgresql:// or postgres://)
+function _M.is_url(s)
+    return s:match("^postgres://") ~= nil or s:match("^postgresql://") ~= nil
+end
+
+--- config.default_store_path() -> the file store's default path
+function _M.default_store_path()
+    return tiktok.store.file().path
+end
+
+--- config.store_label(spec) -> what to print for a store: its path, or its
+-- URL without a password (neither in the user part nor in the query)
+function _M.store_label(spec)
+    spec = spec or _M.default_store_path()
+    if not _M.is_url(spec) then return spec end
+    local scheme, rest = spec:match("^(%a+://)(.*)$")
+    local auth, tail = rest:match("^([^@/?#]*)@(.*)$")
+    if auth then rest = (auth:match("^([^:]*)") or "") .. "@" .. tail end
+    local base, query = rest:match("^([^?]*)%?(.*)$")
+    if query then
+        local kept = {}
+        for pair in query:gmatch("[^&]+") do
+            if not pair:lower():match("^password=") then kept[#kept + 1] = pair end
+        end
+        rest = base .. (#kept > 0 and ("?" .. concat(kept, "&")) or "")
+    end
+    return scheme .. rest
+end
+
+-- Opens the PostgreSQL store of a postgresql:// URL; a clear error when its
+-- rock (lua-tiktok-postgres, on libpq) is not installed.
+local function postgres_store(url, key)
+    local ok, pg = pcall(require, "tiktok.store.postgres")
+    if not ok then
+        return nil, errors.new("store", "TIKTOK_STORE is a PostgreSQL URL but the PostgreSQL store is not "
+            .. "installed: install it with `luarocks install lua-tiktok-postgres` (it needs libpq: Debian "
+            .. "package libpq-dev); from a checkout, run `make pg`", { class = "local" })
+    end
+    local made, store = pcall(pg.new or pg, { conninfo = url, key = key })
+    if not made then
+        return nil, errors.new("store", "cannot use the PostgreSQL store " .. _M.store_label(url) .. ": "
+                               .. tostring(store):gsub("^[^:]*:%d+: ", ""), { class = "local" })
+    end
+    return store
+end
+
+--- config.store(own) -> the account store (TIKTOK_STORE: a file path, the
+-- default path, or a postgresql:// URL; TIKTOK_STORE_KEY its key) | nil, err
+-- store.label names it in messages (a path, or the URL without a password).
 function _M.store(own)
-    return tiktok.store.file({ path = own and own.store })
+    own = own or {}
+    local spec = own.store
+    local store, err
+    if spec and _M.is_url(spec) then
+        store, err = postgres_store(spec, own.store_key)
+        if not store then return nil, err end
+    else
+        store = tiktok.store.file({ path = spec, key = own.store_key })
+    end
+    store.label = _M.store_label(store.path or spec)
+    return store
 end
 
 --- config.connect(files, { getenv, warn }) -> conn, store, own | nil, err
@@ -317,7 +392,8 @@ function _M.connect(files, opts)
     if not raw then return nil, origin end
     local conn_opts, own = _M.options(raw, origin)
     if not conn_opts then return nil, own end
-    local store = _M.store(own)
+    local store, serr = _M.store(own)
+    if not store then return nil, serr end
     conn_opts.store = store
     local ok, conn, err = pcall(tiktok.connect, conn_opts)
     if not ok then return nil, output.config("configuration: " .. tostring(conn)) end
@@ -340,7 +416,8 @@ function _M.stored_accounts(files, opts)
     if not raw then return nil, origin end
     local conn_opts, own = _M.options(raw, origin, { required = false })
     if not conn_opts then return nil, own end
-    local store = _M.store(own)
+    local store, serr = _M.store(own)
+    if not store then return nil, serr end
     local records, err = store:list()
     if not records then return nil, err end
     local key = raw.TIKTOK_CLIENT_KEY

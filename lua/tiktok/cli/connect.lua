@@ -10,6 +10,7 @@ local core = require "tiktok.core"
 local errors = require "tiktok.errors"
 local json = require "tiktok.json"
 local args = require "tiktok.cli.args"
+local config = require "tiktok.cli.config"
 local output = require "tiktok.cli.output"
 
 local type, tostring = type, tostring
@@ -85,14 +86,25 @@ function _M.check(opts, argv)
     return { pkce = not opts["--no-pkce"] }
 end
 
+-- Beside a file store; for a database store, in the default store's
+-- folder, named after the store's URL (without its password).
 local function pending_path(store)
-    return store.path .. ".pending"
+    if store.path then return store.path .. ".pending" end
+    local dir = config.default_store_path():match("^(.*)/[^/]*$") or "."
+    return dir .. "/pending-" .. core.sha256_hex(store.label or ""):sub(1, 16) .. ".json"
 end
 
 -- Writes the pending file next to the store, under the store's lock: the
 -- store makes its folder (0700) and refuses one others can write to.
 local function write_pending(store, ppath, pending)
     local text = assert(json.encode(pending))
+    if not store.path then
+        local made, mkind, mmsg = core.mkdir_p(ppath:match("^(.*)/[^/]*$") or ".", 448)   -- 0700
+        if not made then
+            return nil, errors.from_core("cannot write the pending connection " .. ppath, mkind, mmsg, nil, nil,
+                                         "store")
+        end
+    end
     local ok, kind, msg = store:locked(function() return core.write_file_atomic(ppath, text) end)
     if ok then return true end
     if errors.is(kind) then return nil, kind end

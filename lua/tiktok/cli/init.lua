@@ -3,7 +3,8 @@
 -- `require("tiktok.cli").main(argv)` runs one command and returns the exit
 -- status; bin/tiktok only finds the library and calls it. The commands are
 -- modules of their own (tiktok.cli.connect, accounts, creator, post,
--- status, revoke), each { summary, usage, text, options, needs, check, run }:
+-- status, revoke, jobs, worker, check, store), each { summary, usage, text,
+-- options, needs, check, run }:
 -- check(opts, args) judges the command line before any configuration is
 -- read; run(ctx) does the work. Both return nil, err on failure, and the
 -- exit status comes from tiktok.errors.exit_code(err). tiktok.cli.args
@@ -19,7 +20,7 @@ local tostring = tostring
 
 local _M = { _VERSION = tiktok._VERSION }
 
-local ORDER = { "connect", "accounts", "creator", "post", "status", "revoke" }
+local ORDER = { "connect", "accounts", "creator", "post", "status", "revoke", "jobs", "worker", "check", "store" }
 local COMMANDS = {}
 for _, name in ipairs(ORDER) do COMMANDS[name] = require("tiktok.cli." .. name) end
 _M.COMMANDS, _M.ORDER = COMMANDS, ORDER
@@ -106,7 +107,8 @@ local function run(argv, out, state, env)
     if not checked then return out:error(err) end
     local ctx = {
         out = out, opts = opts, args = rest, checked = checked, state = state,
-        files = opts["--config"] or {}, stdin = env.stdin, is_tty = env.is_tty, getenv = env.getenv,
+        files = opts["--config"] or {}, store_arg = opts["--store"],
+        stdin = env.stdin, is_tty = env.is_tty, getenv = env.getenv,
         warn = function(msg) out:warn(msg) end,
     }
     function ctx.reporter()
@@ -122,7 +124,7 @@ local function run(argv, out, state, env)
     ok, err = cmd.run(ctx)
     if ctx.conn then ctx.conn:close() end
     if not ok then return out:error(err) end
-    return 0
+    return ctx.exit_code or 0   -- a command that printed its own answer (tiktok check) may set it
 end
 
 --- cli.main(argv, env) -> exit status

@@ -15,8 +15,9 @@ local settings = require "tiktok.settings"
 local args = require "tiktok.cli.args"
 local config = require "tiktok.cli.config"
 local output = require "tiktok.cli.output"
+local jobs_cmd = require "tiktok.cli.jobs"
 
-local ipairs, tostring = ipairs, tostring
+local ipairs, tostring, next = ipairs, tostring, next
 local concat = table.concat
 
 local _M = {
@@ -50,12 +51,27 @@ local EXTRA = {
       help = string.format("how long to wait for a final status (default %d)",
                            tiktok.DEFAULTS.wait_timeout_ms / 1000) },
     { flag = "--account", metavar = "OPEN_ID", help = "the account (default: the only connected one)" },
+    { flag = "--queue", help = "queue the post as a job for `tiktok worker` instead of posting now" },
+    { flag = "--key", metavar = "KEY", help = "with --queue: an idempotency key (the same key is always one job)" },
+    { flag = "--at", metavar = "TIME",
+      help = "with --queue: post at TIME (epoch seconds, +10m / +2h from now, or 2026-12-06T14:00:00Z)" },
 }
+
+-- An "enum" field whose flag names one of its values is a switch (--inbox:
+-- mode = "inbox"); any other enum takes its value (--relay always).
+local function is_switch(f)
+    if f.type == "boolean" then return true end
+    if f.type ~= "enum" then return false end
+    for _, value in ipairs(f.values) do
+        if value == f.flag:sub(3) then return true end
+    end
+    return false
+end
 
 local options = {}
 for _, f in ipairs(FLAGGED) do
-    options[#options + 1] = { flag = f.flag, metavar = f.type ~= "boolean" and f.type ~= "enum" and f.metavar
-                              or nil, help = f.help, ["repeat"] = f["repeat"] }
+    options[#options + 1] = { flag = f.flag, metavar = not is_switch(f) and f.metavar or nil, help = f.help,
+                              ["repeat"] = f["repeat"] }
 end
 for _, o in ipairs(EXTRA) do options[#options + 1] = o end
 _M.options = options
@@ -70,6 +86,7 @@ end
 _M.usage = {
     "tiktok post (" .. source_list(" | ", " | ", true) .. " ...) --privacy LEVEL [options]",
     "tiktok post (" .. source_list(" | ", " | ", true) .. " ...) --inbox [--title T]",
+    "tiktok post ... --queue [--key KEY] [--at TIME]",
 }
 
 local usage = output.usage
@@ -94,12 +111,16 @@ end
 local function field_value(f, opts)
     local v = opts[f.flag]
     if f.type == "boolean" then return v or nil end
+    if f.type == "enum" and is_switch(f) then
+        return v and f.flag:sub(3) or f.values[1]
+    end
     if f.type == "enum" then
-        local named = f.flag:sub(3)
+        if v == nil then return nil end
         for _, value in ipairs(f.values) do
-            if value == named then return v and value or f.values[1] end
+            if value == v then return v end
         end
-        return f.values[1]
+        return nil, usage(f.flag .. " takes one of " .. concat(f.values, ", ") .. ", got '"
+                          .. tostring(v):gsub("%c", "?"):sub(1, 40) .. "'")
     end
     if f.type == "integer" then
         local n, err = args.whole(opts, f.flag, f.help)
@@ -153,6 +174,28 @@ function _M.check(opts, argv)
     end
     req.wait_timeout_ms, err = args.seconds(opts, "--wait-timeout")
     if err then return nil, err end
+    return _M.check_queue(opts, req)
+end
+
+-- --queue and what goes with it.
+function _M.check_queue(opts, req)
+    if not opts["--queue"] then
+        for _, flag in ipairs({ "--key", "--at" }) do
+            if opts[flag] then return nil, usage(flag .. " works only with --queue") end
+        end
+        return req
+    end
+    for _, flag in ipairs({ "--no-wait", "--wait-timeout" }) do
+        if opts[flag] then
+            return nil, usage(flag .. " has no use with --queue (the worker follows the post to the end)")
+        end
+    end
+    if opts["--key"] and (opts["--key"] == "" or #opts["--key"] > 256) then
+        return nil, usage("--key takes 1 to 256 characters")
+    end
+    local at, err = args.time(opts, "--at", os.time())
+    if err then return nil, err end
+    req.queue = { key = opts["--key"], at = at }
     return req
 end
 
@@ -191,10 +234,43 @@ local function print_result(out, res, open_id, nowait, title)
     if nowait then say("Follow it with: tiktok status " .. res.publish_id .. " --wait") end
 end
 
+-- The working folder, for a relative --file a worker elsewhere must find.
+local function absolute(path)
+    if path:sub(1, 1) == "/" then return path end
+    local p = io.popen("pwd")
+    local cwd = p and p:read("*l")
+    if p then p:close() end
+    if not cwd or cwd == "" then return path end
+    return cwd .. "/" .. path:gsub("^%./", "")
+end
+
+-- --queue: the post becomes a job in the store (tiktok.jobs).
+local function enqueue(ctx, req, open_id)
+    local post = { account = open_id, wording = "flags" }
+    for _, f in ipairs(FLAGGED) do post[f.name] = req[f.name] end
+    if next(req.vars) ~= nil then post.vars = req.vars end
+    if post.video_file then post.video_file = absolute(post.video_file) end
+    local jobs = tiktok.jobs({ connection = ctx.conn })
+    local existing = req.queue.key and jobs:get(req.queue.key)
+    local job, err = jobs:enqueue({ key = req.queue.key, at = req.queue.at, post = post })
+    if not job then return nil, err end
+    local out = ctx.out
+    if out.json_mode then
+        out:json({ job = jobs_cmd.job_json(job), existing = existing and true or false })
+        return true
+    end
+    out:say(existing and "This key already names a job; nothing new was queued:"
+            or "Queued; `tiktok worker` posts it.")
+    for _, line in ipairs(jobs_cmd.job_lines(job, os.time())) do out:say(line) end
+    out:say("Follow it with: tiktok jobs " .. job.id)
+    return true
+end
+
 function _M.run(ctx)
     local conn, opts, req = ctx.conn, ctx.opts, ctx.checked
     local open_id, err = config.pick_account(conn, opts["--account"])
     if not open_id then return nil, err end
+    if req.queue then return enqueue(ctx, req, open_id) end
     req.connection = conn
     req.account = open_id
     local progress = ctx.reporter()

@@ -27,7 +27,7 @@ end
 local function confirm(ctx, open_id, store)
     local out = ctx.out
     out.stdout:write("Revoke the app's access to TikTok account ", open_id, " and remove it from ",
-                     store.path, "? [y/N] ")
+                     store.label, "? [y/N] ")
     out.stdout:flush()
     local answer = (ctx.stdin or io.stdin):read("*l") or ""
     answer = answer:lower():gsub("^%s+", ""):gsub("%s+$", "")
@@ -55,7 +55,7 @@ function _M.run(ctx)
         out:json({ revoked = open_id })
         return true
     end
-    out:say("Revoked the app's access to " .. open_id .. " and removed it from " .. store.path .. ".")
+    out:say("Revoked the app's access to " .. open_id .. " and removed it from " .. store.label .. ".")
     return true
 end
 
