@@ -19,7 +19,9 @@ describe("examples/openresty", function()
 
     -- The proxy's shared secret (what the proxy adds to each request).
     local PROXY_SECRET = "spec-proxy-secret-" .. os.time() .. "-0123456789abcdef0123456789"
-    local PRODUCTION = "APP_TRUSTED_PROXIES=127.0.0.1 APP_PROXY_SECRET=" .. PROXY_SECRET .. " "
+    -- lua-tiktok's own per-account budgets, raised like the sandbox's limits below
+    local LIMITS = "TIKTOK_RATE_LIMITS=init=1000,creator_info=1000,status=1000 "
+    local PRODUCTION = LIMITS .. "APP_TRUSTED_PROXIES=127.0.0.1 APP_PROXY_SECRET=" .. PROXY_SECRET .. " "
 
     -- config: environment assignments for run (default: production)
     local function start_app(extra, config)
@@ -438,7 +440,7 @@ describe("examples/openresty", function()
             assert.equal(422, status, raw)
             assert.equal("invalid_settings", body.error.code)
             assert.equal(2, #body.error.problems)
-            assert.matches("duet", body.error.problems[1])
+            assert.matches("Duet", body.error.problems[1])
             assert.matches("Branded content", body.error.problems[2], 1, true)
             assert.matches('"problems":%[', raw)
             -- a privacy level this creator is not offered
@@ -486,6 +488,94 @@ describe("examples/openresty", function()
                 video_url = sb.env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4", privacy = "SELF_ONLY" } })
             assert.equal(404, status)
             assert.equal("not_found", body.error.code)
+        end)
+    end)
+
+    describe("what the page needs (issue 13)", function()
+        local erin_id
+
+        it("connects with the access choice and lists connections with nickname, avatar, access, expiry", function()
+            local _, created = sb:admin("POST", "/users", { username = "erin_creator", display_name = "Erin Creator" })
+            assert.equal(201, created)
+            local erin = { ["X-Workspace"] = "studio" }
+            local status, _, h, raw = app("GET", "/tiktok/connect?access=workspace", { user = "erin", headers = erin })
+            assert.equal(302, status, raw)
+            local cb = consent(h.location, "erin_creator")
+            local headers = { Cookie = cookie_pair(h["set-cookie"]) }
+            for k, v in pairs(erin) do headers[k] = v end
+            status = callback(cb, "erin", nil, headers)
+            assert.equal(302, status)
+            local body
+            status, body, _, raw = app("GET", "/tiktok/accounts", { user = "erin", headers = erin })
+            assert.equal(200, status, raw)
+            assert.equal(1, #body.accounts)
+            local a = body.accounts[1]
+            erin_id = a.open_id
+            assert.equal("Erin Creator", a.nickname)
+            assert.matches("^https://", a.avatar_url)
+            assert.equal("workspace", a.access)
+            assert.equal("studio", a.workspace)
+            assert.is_true(a.yours)
+            assert.is_true(a.refresh_expires_at > os.time() + 86400)
+            -- a colleague in the workspace sees it too, as not theirs
+            local _, fbody = app("GET", "/tiktok/accounts", { user = "frank", headers = erin })
+            assert.equal(erin_id, fbody.accounts[1].open_id)
+            assert.is_false(fbody.accounts[1].yours)
+            assert.not_matches("token", raw)
+        end)
+
+        it("disconnects (revokes) only for the person who connected it", function()
+            local erin = { ["X-Workspace"] = "studio", Origin = env.APP_URL }
+            local revokes = #sb:log({ endpoint = "oauth.revoke" })
+            for _, who in ipairs({ { "frank", erin }, { "mallory", nil } }) do
+                local status, body = app("POST", "/tiktok/accounts/" .. erin_id .. "/disconnect",
+                                         { user = who[1], headers = who[2] })
+                assert.equal(403, status)
+                assert.equal("forbidden", body.error.code)
+            end
+            -- an open_id starting with '-' is a valid path segment (alice's: not mallory's to disconnect)
+            local status, body = app("POST", "/tiktok/accounts/" .. alice_id .. "/disconnect", { user = "mallory" })
+            assert.equal(403, status)
+            assert.equal("forbidden", body.error.code)
+            assert.equal(revokes, #sb:log({ endpoint = "oauth.revoke" }))
+            status, body = app("POST", "/tiktok/accounts/" .. erin_id .. "/disconnect", { user = "erin", headers = erin })
+            assert.equal(200, status)
+            assert.is_true(body.disconnected)
+            assert.equal(revokes + 1, #sb:log({ endpoint = "oauth.revoke" }))
+            local _, list = app("GET", "/tiktok/accounts", { user = "erin", headers = erin })
+            assert.equal(0, #list.accounts)
+            status = app("GET", "/tiktok/accounts/" .. erin_id .. "/disconnect", { user = "erin", headers = erin })
+            assert.equal(405, status)
+        end)
+
+        it("flags an http:// Video URL while it is typed, by the server's own rule and in the page's words", function()
+            local status, body, _, raw = app("POST", "/tiktok/preview", { user = "alice", json = {
+                video_url = "http://cdn.example/{{slug}}.mp4", vars = { slug = "clip" } } })
+            assert.equal(200, status, raw)
+            assert.equal(1, #body.field_problems.video_url)
+            local text = body.field_problems.video_url[1]
+            assert.matches('"Video URL"', text, 1, true)
+            assert.matches("https", text, 1, true)
+            assert.not_matches("video_url", text, 1, true)
+            status, body, _, raw = app("POST", "/tiktok/preview", { user = "alice", json = {
+                video_url = sb.env.TIKTOK_MEDIA_BASE .. "{{slug}}.mp4", vars = { slug = "clip" } } })
+            assert.equal(200, status)
+            assert.is_nil(body.field_problems.video_url)
+            assert.matches('"field_problems":{}', raw, 1, true)
+        end)
+
+        it("names each problem's field, and words problems with the page's labels", function()
+            local status, body, _, raw = app("POST", "/tiktok/posts", { user = "alice", json = {
+                video_url = sb.env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4", privacy = "SELF_ONLY", duets = true,
+                brand_third_party = true } })
+            assert.equal(422, status, raw)
+            assert.same({ "duets", "brand_third_party" }, body.error.fields)
+            assert.matches('"Allow Duet"', body.error.problems[1], 1, true)
+            assert.matches('"Branded content"', body.error.problems[2], 1, true)
+            for _, p in ipairs(body.error.problems) do
+                assert.not_matches("brand_third_party", p, 1, true)
+                assert.not_matches("duets = ", p, 1, true)
+            end
         end)
     end)
 
@@ -669,7 +759,7 @@ describe("examples/openresty", function()
     describe("the local development configuration (run's defaults)", function()
         lazy_setup(function()
             stop_app()
-            start_app(nil, "")
+            start_app(nil, LIMITS)
         end)
 
         lazy_teardown(function()

@@ -1,8 +1,9 @@
 -- A person's path through the example page, in headless Chromium (Debian's
 -- chromium, driven by playwright-core from examples/openresty/browser):
--- sign in, Connect, Authorize on the sandbox's consent page, back to the
--- app, fill the form, post, see PUBLISH_COMPLETE. The screenshots stay in
--- spec/example/artifacts/.
+-- sign in, connect two TikTok accounts on the sandbox's consent page (PKCE)
+-- with different access, choose one, disconnect the other, see problems
+-- next to their fields, fill the form with the keyboard only, post, see
+-- PUBLISH_COMPLETE. The screenshots stay in build/example-screenshots/.
 local sandbox = require "helpers.sandbox"
 local media = require "helpers.media"
 local cjson = require "cjson.safe"
@@ -11,7 +12,7 @@ local sh = sandbox.shell_quote
 local ROOT = sandbox.root
 local RUN = ROOT .. "/examples/openresty/run"
 local BROWSER = ROOT .. "/examples/openresty/browser"
-local ARTIFACTS = ROOT .. "/spec/example/artifacts"
+local ARTIFACTS = ROOT .. "/build/example-screenshots"
 local CHROMIUM = os.getenv("CHROMIUM") or "/usr/bin/chromium"
 local PROXY_SECRET = "browser-spec-proxy-secret-0123456789abcdef"
 
@@ -32,7 +33,8 @@ describe("examples/openresty in a browser", function()
         media.mp4(sb.env.TIKTOK_MEDIA_DIR, { seconds = 2 })
         -- The page signs in with the stand-in sign-in (local development);
         -- this spec reads the app's answers as a trusted proxy would.
-        local out, rc = sandbox.exec("APP_SIGNIN=standin APP_TRUSTED_PROXIES=127.0.0.1 APP_PROXY_SECRET="
+        local out, rc = sandbox.exec("TIKTOK_RATE_LIMITS=init=100,creator_info=100,status=100 "
+                                     .. "APP_SIGNIN=standin APP_TRUSTED_PROXIES=127.0.0.1 APP_PROXY_SECRET="
                                      .. PROXY_SECRET .. " " .. sh(RUN) .. " start --dir " .. sh(dir))
         assert(rc == 0, "examples/openresty/run start failed:\n" .. out)
         env = sandbox.read_env(dir .. "/env")
@@ -44,7 +46,7 @@ describe("examples/openresty in a browser", function()
         if dir then sandbox.exec("rm -rf " .. sh(dir)) end
     end)
 
-    it("connects on the consent page, posts from the form and shows PUBLISH_COMPLETE", function()
+    it("connects two accounts, chooses one, disconnects one, posts by keyboard and shows PUBLISH_COMPLETE", function()
         if not io.open(CHROMIUM, "rb") then
             pending("chromium is not installed (apt-get install -y chromium); the browser test did not run")
             return
@@ -59,6 +61,10 @@ describe("examples/openresty in a browser", function()
             "VIDEO_URL_TEMPLATE=" .. sh(env.TIKTOK_MEDIA_BASE .. "{{clip}}.mp4"),
             "VIDEO_CLIP=clip-2s",
             "APP_USER=alice",
+            "APP_WORKSPACE=acme",
+            "SECOND_USERNAME=" .. sh(sb.env.TIKTOK_SANDBOX_PRIVATE_USER),
+            "SANDBOX_ADMIN=" .. sh(sb.env.TIKTOK_SANDBOX_ADMIN),
+            "SANDBOX_USER=" .. sh(sb.env.TIKTOK_SANDBOX_USER),
             "CHROMIUM=" .. sh(CHROMIUM),
             "SCREENSHOT_DIR=" .. sh(ARTIFACTS),
             "timeout 150 node test.mjs",
@@ -70,11 +76,11 @@ describe("examples/openresty in a browser", function()
             if type(v) == "table" and v.ok ~= nil then result = v end
         end
         assert(result, "the browser test printed no result (exit " .. tostring(rc) .. "):\n" .. out)
-        assert(result.ok, "the browser test failed (see spec/example/artifacts/example-failure.png): "
+        assert(result.ok, "the browser test failed (see build/example-screenshots/example-failure.png): "
                .. tostring(result.error) .. "\nat " .. tostring(result.url) .. "\npassed: "
                .. table.concat(result.checks or {}, "; "))
         assert.equal(0, rc)
-        assert.is_true(#result.checks >= 15, cjson.encode(result.checks))
+        assert.is_true(#result.checks >= 40, cjson.encode(result.checks))
 
         -- What the browser did is what TikTok (the sandbox) received.
         local p = sb:post(result.publish_id)
@@ -91,15 +97,25 @@ describe("examples/openresty in a browser", function()
         local user = sb:admin("GET", "/users/" .. sb.env.TIKTOK_SANDBOX_USER)
         assert.equal(user.display_name, result.nickname)
 
-        -- The account is stored for the user who signed in on the page.
+        -- The account left is the "Only me" one, stored for the user who
+        -- signed in on the page; the disconnected one was revoked at TikTok.
         local status, _, body = sandbox.http("GET", env.APP_URL .. "/tiktok/accounts",
-                                             { headers = { ["X-User"] = "alice", ["X-Proxy-Secret"] = PROXY_SECRET } })
+                                             { headers = { ["X-User"] = "alice", ["X-Workspace"] = "acme",
+                                                           ["X-Proxy-Secret"] = PROXY_SECRET } })
         assert.equal(200, status)
         local accounts = cjson.decode(body).accounts
         assert.equal(1, #accounts)
         assert.equal("alice", accounts[1].owner)
+        assert.equal("only_me", accounts[1].access)
+        assert.equal(user.display_name, accounts[1].nickname)
+        local private = sb:admin("GET", "/users/" .. sb.env.TIKTOK_SANDBOX_PRIVATE_USER)
+        assert.equal(private.display_name, result.second_nickname)
+        local revoked = sb:log({ endpoint = "oauth.revoke" })
+        assert.equal(1, #revoked)
+        assert.equal(200, revoked[1].status)
 
-        for _, name in ipairs({ "example-form.png", "example-disclosure.png", "example-posted.png" }) do
+        for _, name in ipairs({ "example-connections.png", "example-disclosure.png", "example-url-error.png",
+                                "example-field-error.png", "example-keyboard.png", "example-posted.png" }) do
             local f = assert(io.open(ARTIFACTS .. "/" .. name, "rb"), name .. " was not written")
             local head = f:read(8)
             f:close()

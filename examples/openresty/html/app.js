@@ -24,12 +24,15 @@ const LINK_TEXT = {
 };
 
 const state = {
+  me: null,             // GET /tiktok/me
+  accounts: [],         // GET /tiktok/accounts
   creator: null,        // GET /tiktok/creator
   account: null,        // open_id
   vars: {},             // name -> value typed by the user
   rendered: {},         // POST /tiktok/preview
   durationSec: null,    // from the preview's metadata
   posting: false,
+  serverProblems: {},   // field -> problems the server gave for the last post
 };
 
 async function api(method, path, body) {
@@ -48,9 +51,48 @@ function show(el, on) { el.hidden = !on; }
 
 function flash(text, kind) {
   const f = $('flash');
+  f.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  f.setAttribute('aria-live', kind === 'error' ? 'assertive' : 'polite');
   f.textContent = text;
   f.className = kind || 'info';
   show(f, !!text);
+}
+
+// Where the page shows a problem about a field: next to it. The keys are
+// the server's field names (error.fields); the page never shows them.
+const FIELD_ERRORS = {
+  video_url: ['video-url-error', 'video-url'],
+  caption: ['caption-error', 'caption'],
+  vars: ['vars-error', null],
+  privacy: ['privacy-error', 'privacy'],
+  comments: ['interactions-error', 'allow-comment'],
+  duets: ['interactions-error', 'allow-duet'],
+  stitches: ['interactions-error', 'allow-stitch'],
+  ai_generated: ['ai-error', 'ai-generated'],
+  brand_own: ['disclosure-error', 'brand-own'],
+  brand_third_party: ['disclosure-error', 'brand-content'],
+};
+
+// Shows the problems of each field next to it: the server's (after a post
+// was refused) and the Video URL's by the server's own rule while typing.
+function renderFieldErrors() {
+  const texts = {};
+  const invalid = new Set();
+  const put = (field, text) => {
+    const where = FIELD_ERRORS[field];
+    (texts[where[0]] = texts[where[0]] || []).push(text);
+    if (where[1]) invalid.add(where[1]);
+  };
+  for (const [field, list] of Object.entries(state.serverProblems)) for (const t of list) put(field, t);
+  for (const t of (state.rendered.field_problems && state.rendered.field_problems.video_url) || []) put('video_url', t);
+  for (const id of new Set(Object.values(FIELD_ERRORS).map((w) => w[0]))) {
+    const el = $(id);
+    el.textContent = (texts[id] || []).join(' ');
+    show(el, !!texts[id]);
+  }
+  for (const id of new Set(Object.values(FIELD_ERRORS).map((w) => w[1]).filter(Boolean))) {
+    if (invalid.has(id)) $(id).setAttribute('aria-invalid', 'true'); else $(id).removeAttribute('aria-invalid');
+  }
 }
 
 function errorText(data, status) {
@@ -76,27 +118,90 @@ async function start() {
     return;
   }
   if (me.status !== 200) { flash(errorText(me.data, me.status), 'error'); return; }
+  state.me = me.data;
   $('me').textContent = me.data.user + (me.data.workspace ? ' (' + me.data.workspace + ')' : '');
   show($('signout'), me.data.via === 'session');
+  const ws = $('access-workspace');
+  ws.disabled = !me.data.workspace;
+  ws.parentElement.classList.toggle('disabled', ws.disabled);
+  show($('workspace-note'), ws.disabled);
+  if (me.data.workspace) ws.parentElement.lastChild.textContent = ' Anyone in this workspace (' + me.data.workspace + ')';
   show($('session'), true);
+  await loadAccounts(q.get('connected'));
+}
 
+function whoCanUse(a) {
+  if (a.access === 'workspace') return 'Anyone in workspace ' + a.workspace;
+  return a.owner === (state.me && state.me.user) ? 'Only you' : 'Only ' + a.owner;
+}
+
+function day(epoch) {
+  return new Date(epoch * 1000).toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+// The user's active connections: pick the one to post with, or disconnect one.
+async function loadAccounts(wanted) {
   const acc = await api('GET', '/tiktok/accounts');
   if (acc.status !== 200) { flash(errorText(acc.data, acc.status), 'error'); return; }
   const list = acc.data.accounts;
-  if (list.length === 0) { show($('connect-box'), true); return; }
-  const sel = $('account');
-  sel.textContent = '';
-  for (const a of list) {
-    const o = document.createElement('option');
-    o.value = a.open_id;
-    o.textContent = a.open_id;
-    sel.appendChild(o);
+  state.accounts = list;
+  const ul = $('accounts');
+  ul.textContent = '';
+  show($('no-connections'), list.length === 0);
+  show($('accounts-box'), list.length > 0);
+  if (list.length === 0) {
+    state.account = null;
+    show($('creator'), false);
+    show($('post-form'), false);
+    return;
   }
-  const wanted = q.get('connected');
-  if (wanted && list.some((a) => a.open_id === wanted)) sel.value = wanted;
-  show($('accounts-box'), list.length > 1);
-  sel.addEventListener('change', () => loadCreator(sel.value));
-  await loadCreator(sel.value);
+  const pick = list.some((a) => a.open_id === wanted) ? wanted
+    : list.some((a) => a.open_id === state.account) ? state.account : list[0].open_id;
+  for (const a of list) {
+    const li = document.createElement('li');
+    const label = document.createElement('label');
+    label.className = 'account';
+    const radio = document.createElement('input');
+    radio.type = 'radio';
+    radio.name = 'account';
+    radio.value = a.open_id;
+    radio.checked = a.open_id === pick;
+    radio.addEventListener('change', () => { if (radio.checked) loadCreator(a.open_id); });
+    const img = document.createElement('img');
+    img.alt = '';
+    img.width = 40;
+    img.height = 40;
+    if (a.avatar_url) img.src = a.avatar_url; else img.hidden = true;
+    const text = document.createElement('span');
+    const name = document.createElement('b');
+    name.className = 'nickname';
+    name.textContent = a.nickname || 'TikTok account ' + a.open_id;
+    const meta = document.createElement('span');
+    meta.className = 'muted small meta';
+    meta.textContent = whoCanUse(a) + ' · connected until ' + day(a.refresh_expires_at);
+    text.append(name, document.createElement('br'), meta);
+    label.append(radio, img, text);
+    li.appendChild(label);
+    if (a.yours) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'link disconnect';
+      b.textContent = 'Disconnect';
+      b.setAttribute('aria-label', 'Disconnect ' + name.textContent);
+      b.addEventListener('click', () => disconnect(a, name.textContent));
+      li.appendChild(b);
+    }
+    ul.appendChild(li);
+  }
+  await loadCreator(pick);
+}
+
+async function disconnect(a, name) {
+  const r = await api('POST', '/tiktok/accounts/' + encodeURIComponent(a.open_id) + '/disconnect');
+  if (r.status !== 200) { flash('Could not disconnect ' + name + ': ' + errorText(r.data, r.status), 'error'); return; }
+  flash('Disconnected ' + name + '. TikTok no longer lets this app post to it.', 'ok');
+  if (state.account === a.open_id) state.account = null;
+  await loadAccounts(null);
 }
 
 // The creator's current settings, read fresh each time the page is shown.
@@ -216,17 +321,21 @@ function update() {
   $('caption-count').textContent = String(count);
   const missingVars = (state.rendered.variables || []).filter((n) => !(state.vars[n] || '').length);
 
+  renderFieldErrors();
+  const urlProblems = (state.rendered.field_problems && state.rendered.field_problems.video_url) || [];
   const button = $('post-button');
   let why = '';
   if (state.posting) why = 'Posting…';
-  else if (!$('video-url').value.trim()) why = 'Enter the video URL.';
+  else if (!$('video-url').value.trim()) why = 'Enter the Video URL.';
+  else if (urlProblems.length) why = 'The Video URL needs fixing (see the message under it).';
+  else if (missingVars.length) why = 'Fill in the variables: ' + missingVars.map((n) => '{{' + n + '}}').join(', ') + '.';
   else if (!privacy) why = 'Choose who can view this video.';
   else if (missing) why = MISSING_DISCLOSURE;
   else if (tooLong) why = 'The video is too long for this account.';
-  else if (missingVars.length) why = 'Fill in: ' + missingVars.join(', ');
   else if (count > 2200) why = 'The caption is too long.';
   button.disabled = why !== '';
-  button.title = why;
+  // Why Post cannot be pressed is visible text next to it, not a tooltip.
+  $('post-why').textContent = why && !state.posting ? 'Post is not available yet: ' + why : why;
 }
 
 function renderDeclaration(text) {
@@ -268,7 +377,8 @@ async function refreshPreview() {
   $('caption-preview').textContent = r.data.caption != null && r.data.variables.length ? '→ ' + r.data.caption : '';
   const url = r.data.video_url;
   const video = $('preview');
-  if (url && /^https?:\/\//.test(url)) {
+  const urlOk = !(r.data.field_problems && r.data.field_problems.video_url);
+  if (url && urlOk && /^https:\/\//.test(url)) {
     if (video.dataset.src !== url) {
       video.dataset.src = url;
       state.durationSec = null;
@@ -286,9 +396,9 @@ async function refreshPreview() {
 
 function renderVars(names) {
   const box = $('vars');
-  const have = new Set(Array.from(box.querySelectorAll('input')).map((i) => i.name));
-  for (const input of Array.from(box.querySelectorAll('input'))) {
-    if (!names.includes(input.name)) input.parentElement.remove();
+  const have = new Map(Array.from(box.querySelectorAll('input')).map((i) => [i.name, i.parentElement]));
+  for (const [name, label] of have) {
+    if (!names.includes(name)) { label.remove(); have.delete(name); }
   }
   for (const name of names) {
     if (have.has(name)) continue;
@@ -303,8 +413,13 @@ function renderVars(names) {
     input.addEventListener('input', () => { state.vars[name] = input.value; schedulePreview(); update(); });
     label.appendChild(code);
     label.appendChild(input);
+    have.set(name, label);
     box.appendChild(label);
   }
+  // The fields in the order the templates use them (Video URL first), so
+  // that Tab goes through them in reading order.
+  const now = Array.from(box.children);
+  if (names.some((n, i) => now[i] !== have.get(n))) for (const n of names) box.appendChild(have.get(n));
   for (const k of Object.keys(state.vars)) if (!names.includes(k)) delete state.vars[k];
   show($('vars-box'), names.length > 0);
 }
@@ -330,21 +445,31 @@ async function submit(ev) {
     ai_generated: $('ai-generated').checked,
   };
   state.posting = true;
+  state.serverProblems = {};
   update();
   show($('problems'), false);
   const r = await api('POST', '/tiktok/posts', body);
   if (r.status !== 202) {
     state.posting = false;
-    update();
+    const err = (r.data && r.data.error) || {};
+    const items = err.problems || [errorText(r.data, r.status)];
     const ul = $('problems');
     ul.textContent = '';
-    const items = (r.data && r.data.error && r.data.error.problems) || [errorText(r.data, r.status)];
-    for (const p of items) {
+    state.serverProblems = {};
+    items.forEach((p, i) => {
+      const field = err.fields && err.fields[i];
+      if (field && FIELD_ERRORS[field]) {
+        (state.serverProblems[field] = state.serverProblems[field] || []).push(p);
+        return;
+      }
       const li = document.createElement('li');
       li.textContent = p;
       ul.appendChild(li);
-    }
-    show(ul, true);
+    });
+    show(ul, ul.children.length > 0);
+    update();
+    const first = document.querySelector('[aria-invalid="true"]');
+    if (first) first.focus();
     return;
   }
   $('publish-id').textContent = r.data.publish_id;
@@ -397,15 +522,24 @@ async function poll(id, delay) {
 document.addEventListener('DOMContentLoaded', () => {
   for (const id of ['privacy', 'allow-comment', 'allow-duet', 'allow-stitch', 'disclose', 'brand-own',
     'brand-content', 'ai-generated']) {
-    $(id).addEventListener('change', update);
+    $(id).addEventListener('change', () => { state.serverProblems = {}; update(); });
   }
-  $('video-url').addEventListener('input', () => { update(); schedulePreview(); });
-  $('caption').addEventListener('input', () => { update(); schedulePreview(); });
+  for (const id of ['video-url', 'caption']) {
+    $(id).addEventListener('input', () => { state.serverProblems = {}; update(); schedulePreview(); });
+  }
   $('preview').addEventListener('loadedmetadata', () => {
     state.durationSec = $('preview').duration;
     update();
   });
   $('preview').addEventListener('error', () => { state.durationSec = null; update(); });
   $('post-form').addEventListener('submit', submit);
+  // Connect is a navigation, not a form post: the page's CSP allows forms
+  // to post only to this app (form-action 'self'), and /tiktok/connect
+  // redirects to TikTok.
+  $('connect-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const access = new FormData($('connect-form')).get('access') || 'only_me';
+    location.assign('/tiktok/connect?access=' + encodeURIComponent(access));
+  });
   start().catch((e) => flash('The page could not load: ' + e.message, 'error'));
 });

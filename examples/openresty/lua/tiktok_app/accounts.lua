@@ -16,6 +16,7 @@ local _M = {}
 
 local STATE_COOKIE = "tiktok_oauth"
 local OAUTH_TTL = 600            -- seconds a connection attempt may take
+local PROFILE_FIELDS = { "open_id", "display_name", "avatar_url" }
 
 --- accounts.pick(who, open_id_or_nil) -> open_id | nil, err: the account
 -- named (when `who` may use it), else the only one `who` can use. (The
@@ -27,8 +28,7 @@ end
 
 -- GET /tiktok/connect[?access=workspace]: off to TikTok's consent page.
 function _M.connect()
-    if not reply.method("GET") then return end
-    local who = identity.need()
+    local who = identity.request("GET")
     if not who then return end
     local access = reply.arg("access") or "only_me"
     if access ~= "only_me" and access ~= "workspace" then
@@ -96,22 +96,45 @@ function _M.callback()
     return reply.redirect("/tiktok/?" .. ngx.encode_args({ connected = account.open_id }))
 end
 
-local function account_view(a)
-    return { open_id = a.open_id, scopes = reply.list(a.scopes), expires_at = a.expires_at,
-             refresh_expires_at = a.refresh_expires_at, owner = a.owner, workspace = a.workspace,
-             access = a.access }
+-- An account as the page shows it: who can use it, until when, and the
+-- TikTok profile (nickname, avatar) read with the account's own token.
+local function account_view(who, a)
+    local v = { open_id = a.open_id, scopes = reply.list(a.scopes), expires_at = a.expires_at,
+                refresh_expires_at = a.refresh_expires_at, owner = a.owner, workspace = a.workspace,
+                access = a.access, yours = a.owner == who.user }
+    local profile = conn():user_info(a.open_id, { as = as_of(who), fields = PROFILE_FIELDS })
+    if profile then v.nickname, v.avatar_url = profile.display_name, profile.avatar_url end
+    return v
 end
 
--- GET /tiktok/accounts
+-- GET /tiktok/accounts: the user's active connections (the ones `who` may use).
 function _M.accounts()
-    if not reply.method("GET") then return end
-    local who = identity.need()
+    local who = identity.request("GET")
     if not who then return end
     local list, err = conn():accounts({ as = as_of(who) })
     if not list then return reply.fail(err) end
     local out = reply.list()
-    for i, a in ipairs(list) do out[i] = account_view(a) end
+    for i, a in ipairs(list) do out[i] = account_view(who, a) end
     return reply.send(200, { accounts = out })
+end
+
+-- POST /tiktok/accounts/<open_id>/disconnect: revokes the app's access at
+-- TikTok and forgets the account. Only the user who connected it may.
+function _M.disconnect()
+    local who = identity.request("POST")
+    if not who then return end
+    local id = reply.path_id("open_id", "^[%w_%-]+$", "an open_id")
+    if not id then return end
+    local acc, err = conn():account(id, { as = as_of(who) })
+    if not acc then return reply.fail(err) end
+    if acc.owner ~= who.user then
+        return reply.fail_with(403, "forbidden", "only the person who connected this TikTok account can "
+                               .. "disconnect it")
+    end
+    local ok
+    ok, err = conn():revoke(id, { as = as_of(who) })
+    if not ok then return reply.fail(err) end
+    return reply.send(200, { open_id = id, disconnected = true })
 end
 
 local PRIVACY_LABELS = {
@@ -127,8 +150,7 @@ end
 -- GET /tiktok/creator[?account=open_id]: what the posting form needs, read
 -- fresh from TikTok each time (Content Sharing Guidelines).
 function _M.creator()
-    if not reply.method("GET") then return end
-    local who = identity.need()
+    local who = identity.request("GET")
     if not who then return end
     local open_id, err = _M.pick(who, reply.arg("account"))
     if not open_id then return reply.fail(err) end

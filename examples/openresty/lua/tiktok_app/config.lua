@@ -3,7 +3,7 @@
 local tiktok = require "tiktok"
 local util = require "tiktok.util"
 
-local error, tostring, next = error, tostring, next
+local error, tostring, tonumber, next = error, tostring, tonumber, next
 local ngx = ngx
 
 local _M = {}
@@ -26,6 +26,18 @@ end
 
 local function bad(msg)
     error("tiktok example: " .. msg, 0)
+end
+
+-- TIKTOK_RATE_LIMITS="init=6,creator_info=20": the per-account budgets
+-- lua-tiktok keeps in the store (tiktok.connect's rate_limits), when your
+-- TikTok app's limits are not TikTok's defaults (the specs raise the
+-- sandbox's).
+local function rate_limits(text)
+    if not text then return nil end
+    local out = {}
+    for name, n in text:gmatch("([%w_]+)=(%d+)") do out[name] = tonumber(n) end
+    if not next(out) then bad("TIKTOK_RATE_LIMITS must be name=number pairs, got " .. text) end
+    return out
 end
 
 --- config.load() -> cfg: reads and checks the configuration; a mistake
@@ -55,6 +67,7 @@ function _M.load()
         signin = env("APP_SIGNIN") or "off",
         proxies = {},
         proxy_secret = env("APP_PROXY_SECRET"),
+        rate_limits = rate_limits(env("TIKTOK_RATE_LIMITS")),
     }
     if c.files_dir then c.files_dir = c.files_dir:gsub("/+$", "") end
     for addr in (env("APP_TRUSTED_PROXIES") or ""):gmatch("[^%s,]+") do c.proxies[addr] = true end
@@ -91,6 +104,7 @@ function _M.conn_opts(pool)
     return {
         client_key = cfg.client_key, client_secret = cfg.client_secret, redirect_uri = cfg.redirect_uri,
         api_base = cfg.api_base, auth_base = cfg.auth_base, ca_file = cfg.ca_file, audited = cfg.audited,
+        rate_limits = cfg.rate_limits,
         store = tiktok.store.file({ path = cfg.store }),
         thread_pool = pool, thread_pool_size = THREAD_POOL_SIZE,
         log = function(level, msg) ngx.log(level == "error" and ngx.ERR or ngx.INFO, "tiktok: ", msg) end,

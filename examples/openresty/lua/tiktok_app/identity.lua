@@ -108,6 +108,17 @@ function _M.need()
     return nil
 end
 
+--- identity.request(m) -> who | nil (after answering): how every route
+-- that acts for a user begins: the method (405), the user (401) and, for
+-- a POST, the same-origin check (403).
+function _M.request(m)
+    if not reply.method(m) then return nil end
+    local who = _M.need()
+    if not who then return nil end
+    if m == "POST" and not _M.same_origin() then return nil end
+    return who
+end
+
 --- identity.as_of(who) -> the `as` table lua-tiktok's access checks take
 function _M.as_of(who)
     return { user = who.user, workspace = who.workspace }

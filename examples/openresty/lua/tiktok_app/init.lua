@@ -61,6 +61,7 @@ _M.connect = accounts.connect
 _M.callback = accounts.callback
 _M.accounts = accounts.accounts
 _M.creator = accounts.creator
+_M.disconnect = accounts.disconnect
 _M.create_post = posts.create
 _M.post_status = posts.status
 _M.resume_post = posts.resume

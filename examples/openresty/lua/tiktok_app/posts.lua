@@ -7,6 +7,7 @@
 local tiktok = require "tiktok"
 local fields = require "tiktok.fields"
 local template = require "tiktok.template"
+local settings = require "tiktok.settings"
 local json = require "tiktok.json"
 local config = require "tiktok_app.config"
 local reply = require "tiktok_app.reply"
@@ -213,10 +214,8 @@ end
 -- POST /tiktok/posts (JSON): validates, starts the post, answers 202 with
 -- the publish_id as soon as TikTok has accepted the init.
 function _M.create()
-    if not reply.method("POST") then return end
-    local who = identity.need()
+    local who = identity.request("POST")
     if not who then return end
-    if not identity.same_origin() then return end
     local body, err = read_json_body()
     if not body then return reply.fail(err) end
     local req
@@ -226,6 +225,7 @@ function _M.create()
     open_id, err = accounts.pick(who, req.account)
     if not open_id then return reply.fail(err) end
     req.connection, req.account, req.as = conn(), open_id, as_of(who)
+    req.wording = "labels"     -- problems name the page's fields ("Video URL"), not Lua options
     if req.video_file then
         req.detach = true      -- creator_info + validation + init + journal; the bytes go from a timer
     else
@@ -246,13 +246,16 @@ function _M.create()
                              privacy = res.privacy, caption = res.caption, mode = res.mode })
 end
 
-local function publish_id_arg()
-    local id = ngx.var.publish_id
-    if not id or #id > 128 or not id:match("^[%w%._~%-]+$") then
-        reply.fail_with(400, "invalid_argument", "not a publish_id")
-        return nil
-    end
-    return id
+-- How the routes about one post begin: the user, the publish_id of the
+-- path, and the post as remembered here once its owner is checked.
+local function post_route(m)
+    local who = identity.request(m)
+    if not who then return nil end
+    local id = reply.path_id("publish_id", "^[%w%._~%-]+$", "a publish_id")
+    if not id then return nil end
+    local rec = own_post(id, who)
+    if not rec then return nil end
+    return who, id, rec
 end
 
 -- The post's TikTok status, read with the account that made it.
@@ -267,13 +270,8 @@ end
 
 -- GET /tiktok/posts/<publish_id>[?account=open_id]
 function _M.status()
-    if not reply.method("GET") then return end
-    local who = identity.need()
+    local who, id, rec = post_route("GET")
     if not who then return end
-    local id = publish_id_arg()
-    if not id then return end
-    local rec = own_post(id, who)
-    if not rec then return end
     if rec.upload == "failed" and type(rec.error) == "table" then
         return reply.send(200, { publish_id = id, status = "FAILED", final = true, fail_reason = rec.error.code,
                                  error = rec.error, upload = "failed", post_ids = reply.list() })
@@ -293,14 +291,8 @@ end
 -- that a restart of nginx interrupted (the store's journal knows where it
 -- stopped). Answers 200 with the status when there is nothing left to do.
 function _M.resume()
-    if not reply.method("POST") then return end
-    local who = identity.need()
+    local who, id, rec = post_route("POST")
     if not who then return end
-    if not identity.same_origin() then return end
-    local id = publish_id_arg()
-    if not id then return end
-    local rec = own_post(id, who)
-    if not rec then return end
     if rec.upload == "running" or rec.upload == "queued" then
         return reply.send(202, { publish_id = id, upload = rec.upload })
     end
@@ -317,11 +309,28 @@ function _M.resume()
     return reply.send(202, { publish_id = id, upload = "queued" })
 end
 
+-- What the server's own rule says about a (rendered) video URL, so that the
+-- page flags an http:// address while it is typed, with the same words a
+-- post would get.
+local function url_problems(url)
+    local out = {}
+    if type(url) ~= "string" or url == "" then return out end
+    local ok, err = settings.validate({ video_url = url, mode = "inbox" }, nil,
+                                      { wording = "labels", audited = config.cfg.audited })
+    if ok then return out end
+    local list = reply.list()
+    for i, p in ipairs(err.problems or {}) do
+        if err.fields and err.fields[i] == "video_url" then list[#list + 1] = p end
+    end
+    if #list > 0 then out.video_url = list end
+    return out
+end
+
 -- POST /tiktok/preview (JSON { caption, video_url, vars }): the variables
--- the templates use and what they render to, for the form.
+-- the templates use and what they render to, for the form, and
+-- field_problems: { video_url = {...} } by the server's own URL rule.
 function _M.preview()
-    if not reply.method("POST") then return end
-    local who = identity.need()
+    local who = identity.request("POST")
     if not who then return end
     local body, err = read_json_body()
     if not body then return reply.fail(err) end
@@ -330,7 +339,7 @@ function _M.preview()
     local vars = type(body.vars) == "table" and expand_vars(body.vars, problem) or {}
     local names, seen = reply.list(), {}
     local out = { variables = names }
-    for _, field in ipairs({ "caption", "video_url" }) do
+    for _, field in ipairs({ "video_url", "caption" }) do   -- the order of the form
         local tpl = body[field]
         if type(tpl) == "string" then
             local list, terr = template.variables(tpl)
@@ -348,6 +357,7 @@ function _M.preview()
     end
     if out.caption then out.caption_utf16 = template.utf16_len(out.caption) end
     out.problems = reply.list(problems)
+    out.field_problems = url_problems(out.video_url)
     return reply.send(200, out)
 end
 

@@ -6,6 +6,7 @@
 -- that are this app's own (no user: 401, wrong method: 405) name theirs.
 local errors = require "tiktok.errors"
 local json = require "tiktok.json"
+local schema = require "tiktok.fields"
 local files = require "tiktok_app.files"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -35,13 +36,32 @@ function _M.send(status, body, headers)
     return ngx.exit(status)
 end
 
+-- The field each problem is about. err.fields says it; an error that
+-- came back from an nginx worker thread has lost it on the way (lua-tiktok
+-- 0.1.0's errors.restore), and then the field is the first one whose label
+-- a problem worded for a form quotes ("Allow comments" cannot be ...).
+local function problem_fields(err)
+    if err.fields then return err.fields end
+    local out = {}
+    for i, p in ipairs(err.problems) do
+        local best
+        for _, f in ipairs(schema.list) do
+            local at = p:find('"' .. f.label .. '"', 1, true)
+            if at and (not best or at < best) then best, out[i] = at, f.name end
+        end
+        out[i] = out[i] or false
+    end
+    return out
+end
+
 --- reply.error_body(err) -> the JSON object of an error
 function _M.error_body(err)
     local e = { code = err.code, message = err.message, retryable = err.retryable == true }
-    if err.problems then e.problems = _M.list(err.problems) end
-    if err.fields and err.problems then
+    if err.problems then
+        e.problems = _M.list(err.problems)
+        local about = problem_fields(err)
         local f = json.array()
-        for i = 1, #err.problems do f[i] = err.fields[i] or json.null end
+        for i = 1, #err.problems do f[i] = about[i] or json.null end
         e.fields = f
     end
     if err.choices then e.choices = _M.list(err.choices) end
@@ -79,6 +99,17 @@ function _M.method(m)
     ngx.header["Allow"] = m
     _M.fail_with(405, "invalid_argument", "use " .. m .. " for " .. ngx.var.uri)
     return false
+end
+
+--- reply.path_id(var, pattern, what) -> the id nginx.conf's location took
+-- from the path ($var), or nil after answering 400 when it does not fit
+function _M.path_id(var, pattern, what)
+    local id = ngx.var[var]
+    if not id or #id > 128 or not id:match(pattern) then
+        _M.fail_with(400, "invalid_argument", "not " .. what)
+        return nil
+    end
+    return id
 end
 
 --- reply.arg(name) -> a query argument as one string (nil when absent,
