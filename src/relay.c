@@ -19,7 +19,9 @@
  * Safety, because the URL comes from users: https only, every redirect too
  * (CURLOPT_REDIR_PROTOCOLS_STR, at most 3), and every address the download
  * connects to is checked in CURLOPT_OPENSOCKETFUNCTION, i.e. the address
- * actually used after name resolution (DNS rebinding cannot get around it):
+ * actually used after name resolution (DNS rebinding cannot get around it),
+ * and again for every request in CURLOPT_PREREQFUNCTION (libcurl 7.80+:
+ * a reused connection too):
  * no loopback, private, link-local, shared, multicast, reserved or
  * unspecified IPv4 address, and the same for IPv6 (IPv4-mapped, -compatible,
  * NAT64 and 6to4 addresses are judged by the IPv4 address inside), unless
@@ -223,15 +225,19 @@ static int clean(const char *s, size_t len) {
 
 /* -------------------------------------------------------------- callbacks */
 
-static int allowed(tt_relay *r, const struct sockaddr *sa) {
+/* Whether an address (family, network-order bytes) is in allow_private's list. */
+static int allowed_raw(const tt_relay *r, int family, const void *bytes) {
   int i;
-  for (i = 0; i < r->nallow; i++) {
-    if (sa->sa_family != r->allow[i].family) continue;
-    if (sa->sa_family == AF_INET &&
-        memcmp(&((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->allow[i].a, 4) == 0) return 1;
-    if (sa->sa_family == AF_INET6 &&
-        memcmp(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->allow[i].a, 16) == 0) return 1;
-  }
+  for (i = 0; i < r->nallow; i++)
+    if (r->allow[i].family == family && memcmp(r->allow[i].a, bytes, family == AF_INET ? 4 : 16) == 0) return 1;
+  return 0;
+}
+
+static int allowed(const tt_relay *r, const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET)
+    return allowed_raw(r, AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+  if (sa->sa_family == AF_INET6)
+    return allowed_raw(r, AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
   return 0;
 }
 
@@ -248,6 +254,25 @@ static curl_socket_t on_open(void *ud, curlsocktype purpose, struct curl_sockadd
   fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
   return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Every request, on a new or a reused connection: the address it goes to
+ * (a second check; the socket callback above sees only new connections). */
+static int on_prereq(void *ud, char *ip, char *local_ip, int remote_port, int local_port) {
+  tt_relay *r = ud;
+  unsigned char b[16];
+  int bad;
+  (void)local_ip; (void)remote_port; (void)local_port;
+  if (r->allow_private) return CURL_PREREQFUNC_OK;
+  if (inet_pton(AF_INET, ip, b) == 1) bad = v4_private(v4_at(b)) && !allowed_raw(r, AF_INET, b);
+  else if (inet_pton(AF_INET6, ip, b) == 1) bad = v6_private(b) && !allowed_raw(r, AF_INET6, b);
+  else bad = 1;
+  if (!bad) return CURL_PREREQFUNC_OK;
+  r->refused = 1;
+  snprintf(r->refused_addr, sizeof r->refused_addr, "%s", ip);
+  return CURL_PREREQFUNC_ABORT;
+}
+#endif
 
 static int hdr_is(const char *p, size_t n, const char *name, size_t nl) {
   return n > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':';
@@ -488,6 +513,10 @@ static void setup_get(tt_relay *r, rget *g, const char *url, long timeout_ms, st
   curl_easy_setopt(c, CURLOPT_PROXY, "");            /* no proxy from the environment */
   curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open);
   curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, r);
+#if LIBCURL_VERSION_NUM >= 0x075000
+  curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(c, CURLOPT_PREREQDATA, r);
+#endif
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, RELAY_RECV_BUFFER);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);      /* Accept-Encoding: identity */
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_get_header);
@@ -511,7 +540,7 @@ static void get_result(tt_relay *r, rget *g, CURLcode rc) {
   if (rc == CURLE_OK || g->bad_kind) return;
   if (g->stopped && rc == CURLE_WRITE_ERROR) return;
   curl_easy_getinfo(r->get, CURLINFO_REDIRECT_COUNT, &redirects);
-  if (r->refused) {
+  if (r->refused && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_ABORTED_BY_CALLBACK)) {
     get_fail(g, "refused", "the video URL%s leads to %s, a private, loopback, link-local or otherwise "
              "non-public address; the relay only downloads from public addresses",
              redirects ? " (after a redirect)" : "", r->refused_addr);
@@ -578,7 +607,10 @@ static void drive(tt_relay *r, rget *g, int with_put, rprog *pr, rrun *st) {
   for (;;) {
     CURLMsg *m;
     int q, woke = 0;
-    curl_multi_perform(r->multi, &running);
+    if (curl_multi_perform(r->multi, &running) != CURLM_OK) {
+      if (g) get_fail(g, "network", "the transfer engine failed (out of memory)");
+      break;
+    }
     while ((m = curl_multi_info_read(r->multi, &q)) != NULL) {
       if (m->msg != CURLMSG_DONE) continue;
       if (g && m->easy_handle == r->get) { st->get_done = 1; st->get_rc = m->data.result; g->done = 1; }
