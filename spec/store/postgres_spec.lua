@@ -261,6 +261,33 @@ end)
         s:close()
     end)
 
+    -- (LuaJIT only: fork() through the FFI)
+    local fork_it = jit and it or pending
+    fork_it("after fork(), the child opens its own connection and the parent's keeps working", function()
+        local ffi = require "ffi"
+        pcall(ffi.cdef, "int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status);")
+        local s = fresh()
+        assert.is_true(s:put(rec("a")))
+        local parent_pid = s._c:backend_pid()
+        local pid = ffi.C.fork()
+        if pid == 0 then
+            local ok = pcall(function()
+                local r = s:get("a")
+                local f = io.open(dir .. "/fork.out", "w")
+                f:write(tostring(r and r.refresh_token), " ", s._c:backend_pid() ~= parent_pid and "new" or "same")
+                f:close()
+            end)
+            ffi.C._exit(ok and 0 or 1)
+        end
+        local status = ffi.new("int[1]")
+        ffi.C.waitpid(pid, status, 0)
+        assert.equal("rft.a new", sandbox.read_file(dir .. "/fork.out"))
+        assert.equal(parent_pid, s._c:backend_pid())
+        assert.equal("rft.a", s:get("a").refresh_token)       -- the parent's connection is unharmed
+        assert.equal(parent_pid, s._c:backend_pid())
+        s:close()
+    end)
+
     it("closes idempotently, and works again after close (a new connection)", function()
         local s = fresh()
         assert.is_true(s:put(rec("a")))
