@@ -14,7 +14,6 @@
 local errors = require "tiktok.errors"
 
 local type, pairs, error, tostring, rawget = type, pairs, error, tostring, rawget
-local getmetatable = getmetatable
 
 local _M = { in_thread = false }
 
@@ -80,11 +79,11 @@ _M.plain = plain
 local function thread_cfg(conn)
     if conn._thread_cfg then return conn._thread_cfg end
     local store = conn.store
-    local store_mod = require "tiktok.store"
-    if getmetatable(store) ~= store_mod._file_mt then
+    if type(store._ctor) ~= "table" then
         return nil, errors.new("invalid_argument", "inside nginx the account store must be "
-                               .. "tiktok.store.file{ path = ... } (shared by all workers); the memory store "
-                               .. "and custom stores cannot reach the worker threads")
+                               .. "tiktok.store.file{ path = ... } or tiktok.store.postgres{ ... } (shared by "
+                               .. "all workers); the memory store and custom stores cannot reach the worker "
+                               .. "threads")
     end
     local opts = {}
     for k, v in pairs(conn.opts) do
@@ -92,13 +91,12 @@ local function thread_cfg(conn)
             opts[k] = plain(v, k, 0)
         end
     end
-    local cfg = { opts = opts, store = { path = store.path, lock_timeout_ms = store.lock_timeout_ms },
-                  log = conn.opts.log ~= nil }
+    local cfg = { opts = opts, store = plain(store._ctor, "store", 0), log = conn.opts.log ~= nil }
     local key = {}
     for _, k in pairs({ "client_key", "api_base", "auth_base", "ca_file", "redirect_uri" }) do
         key[#key + 1] = tostring(opts[k])
     end
-    cfg.key = table.concat(key, "|") .. "|" .. store.path
+    cfg.key = table.concat(key, "|") .. "|" .. store._ctor.module .. "|" .. store._ctor.id
     conn._thread_cfg = cfg
     return cfg
 end

@@ -153,7 +153,10 @@ function _M.file(opts)
     end
     return setmetatable({ path = path, lock_path = path .. ".lock",
                           lock_timeout_ms = opts.lock_timeout_ms or 15000,
-                          _keys = _M._keyring(opts.key, "tiktok.store.file", 2) }, file)
+                          _keys = _M._keyring(opts.key, "tiktok.store.file", 2),
+                          -- how to make this store again (in an nginx worker thread's VM)
+                          _ctor = { module = "tiktok.store", fn = "file", opts = util.copy(opts), id = path } },
+                        file)
 end
 
 -- The store's folder must be private: this user's, and writable by no one

@@ -5,7 +5,7 @@
 local openresty = require "tiktok.openresty"
 openresty.in_thread = true
 
-local tiktok = require "tiktok"
+require "tiktok"   -- the whole library, loaded in this VM once
 local connection = require "tiktok.connection"
 local post = require "tiktok.post"
 
@@ -20,7 +20,8 @@ local function get_conn(cfg)
     if conn then return conn end
     local opts = {}
     for k, v in pairs(cfg.opts) do opts[k] = v end
-    opts.store = tiktok.store.file(cfg.store)
+    -- the store the request's connection uses, made again in this VM
+    opts.store = require(cfg.store.module)[cfg.store.fn](cfg.store.opts)
     if cfg.log then
         opts.log = function(level, msg) if logs then logs[#logs + 1] = { level, msg } end end
     end

@@ -44,13 +44,16 @@ http {
   lua_worker_thread_vm_pool_size 16;
   lua_shared_dict results 1m;
   server {
-    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d%s;
     location = /ping { return 200 "pong\n"; }
     %s
   }
 }
 ]]):format(opts.workers or 1, dir, dir, table.concat(envs, "\n"), opts.main or "", dir, dir, dir, dir, dir,
-           root, root, root, root, port, (opts.http or ""):gsub("%%", "%%%%"))
+           root, root, root, root, port,
+           -- with several workers, one socket each (the kernel spreads new connections
+           -- over them), so every worker serves even on a loaded machine
+           (opts.workers or 1) > 1 and " reuseport" or "", (opts.http or ""):gsub("%%", "%%%%"))
     sandbox.write_file(dir .. "/conf/nginx.conf", conf)
     local out, rc = sandbox.exec("nginx -p " .. dir .. " -c conf/nginx.conf -e " .. dir .. "/logs/error.log")
     if rc ~= 0 then error("nginx failed to start: " .. out .. "\n" .. (sandbox.read_file(dir .. "/logs/error.log") or ""), 2) end

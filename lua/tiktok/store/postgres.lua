@@ -126,6 +126,9 @@ function _M.new(opts)
         _lock_prefix = "lua-tiktok:" .. schema .. ":",
         _holder = core.random_hex(12),
         _sql = {},
+        -- how to make this store again (in an nginx worker thread's VM)
+        _ctor = { module = "tiktok.store.postgres", fn = "new", opts = util.copy(opts),
+                  id = opts.conninfo .. "|" .. schema },
     }
     return setmetatable(self, PG)
 end
@@ -224,7 +227,7 @@ end
 
 -- The connection, opened (or opened again after it was lost) on demand.
 -- When the lock was held on a connection that died, it is taken again on
--- the new one before anything else runs.
+-- the new one (when it can be) before anything else runs.
 function PG:_conn()
     local c = self._c
     if c and c:status() == "ok" then return c end
@@ -236,8 +239,10 @@ function PG:_conn()
     if not ok then c:close(); return nil, err end
     self._c = c
     if self._held then
-        ok, err = self:_lock(c, self._held)
-        if not ok then c:close(); self._c = nil; return nil, err end
+        -- Best effort: the write that follows (rotated tokens, most likely)
+        -- must land even when another process took the lock meanwhile; it
+        -- could not have refreshed with the token TikTok rotated for us.
+        self:_lock(c, self._held)
     end
     return c
 end
