@@ -40,6 +40,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -920,6 +921,18 @@ static int l_relay_spool(lua_State *L) {
     int e = errno;
     curl_slist_free_all(hl);
     return tt_fail(L, "file", 0, "cannot create a temporary file in %s for the video: %s", dir, strerror(e));
+  }
+  {
+    struct statvfs fs;
+    if (fstatvfs(r->spool_fd, &fs) == 0 && (int64_t)fs.f_bavail * (int64_t)fs.f_frsize < size) {
+      char msg[320];
+      snprintf(msg, sizeof msg, "%s has %lld bytes free, not enough for a temporary copy of the video "
+               "(%lld bytes; its server does not support range requests)", dir,
+               (long long)fs.f_bavail * (long long)fs.f_frsize, (long long)size);
+      curl_slist_free_all(hl);
+      drop_spool(r);
+      return tt_fail(L, "file", 0, "%s", msg);
+    }
   }
   memset(&g, 0, sizeof g);
   g.sink = SINK_SPOOL; g.fd = r->spool_fd; g.off = 0; g.len = -1;
