@@ -289,7 +289,7 @@ describe("tiktok.cli.args", function()
     it("says what is wrong in the command line's words (code usage, exit 2)", function()
         local cases = {
             { { "pots" }, "unknown command 'pots'; did you mean 'post'? (commands: connect, accounts, creator, "
-                          .. "post, status, revoke)" },
+                          .. "post, status, revoke, jobs, worker, check, store)" },
             { { "post", "--allow-comment" }, "unknown option --allow-comment; did you mean --allow-comments?" },
             { { "accounts", "--client-secret=hunter2" }, "unknown option --client-secret" },
             { { "post", "--caption" }, "--caption needs a value (--caption TEXT)" },
@@ -329,7 +329,13 @@ describe("tiktok.cli.post", function()
                 local o = by_flag[f.flag]
                 assert.is_table(o, f.flag)
                 assert.equal(f.help, o.help)
-                if f.type == "boolean" or f.type == "enum" then
+                -- a switch: a boolean, or an enum whose flag names one of its
+                -- values (--inbox); other enums take their value (--relay)
+                local switch = f.type == "boolean"
+                for _, v in ipairs(f.type == "enum" and f.values or {}) do
+                    if "--" .. v == f.flag then switch = true end
+                end
+                if switch then
                     assert.is_nil(o.metavar, f.flag)
                 else
                     assert.equal(f.metavar, o.metavar)
@@ -337,7 +343,7 @@ describe("tiktok.cli.post", function()
                 assert.equal(f["repeat"], o["repeat"])
             end
         end
-        assert.equal(n + 4, #post.options)   -- and --var, --no-wait, --wait-timeout, --account
+        assert.equal(n + 7, #post.options)   -- and --var, --no-wait, --wait-timeout, --account, --queue, --key, --at
     end)
 
     it("builds tiktok.post's request from the flags", function()
