@@ -532,4 +532,30 @@ function PG:rekey(new_key)
     end)
 end
 
+-- ----------------------------------------------------------------- jobs
+
+-- Claims the next due job for `worker` (tiktok.jobs): one statement, the
+-- row locked FOR UPDATE SKIP LOCKED, so workers on every machine claim
+-- different jobs at once without waiting for each other or for locked().
+-- A due job: not final, no live lease, run_at reached; the oldest first.
+function PG:claim_job(worker, now, lease_s)
+    local rows, err = self:_q_retry("claiming a job", self:_s([[
+        UPDATE S.records SET updated_at = now(), data = data
+          || jsonb_build_object('worker', $1::text, 'lease_until', $2::float8 + $3::float8,
+                                'updated_at', $2::float8,
+                                'state', CASE WHEN data->>'state' = 'queued' THEN 'running' ELSE data->>'state' END)
+        WHERE kind = 'job' AND id = (
+          SELECT id FROM S.records
+          WHERE kind = 'job'
+            AND data->>'state' NOT IN ('published', 'inbox', 'failed', 'cancelled', 'ambiguous')
+            AND coalesce((data->>'lease_until')::float8, 0) <= $2::float8
+            AND coalesce((data->>'run_at')::float8, 0) <= $2::float8
+          ORDER BY coalesce((data->>'run_at')::float8, 0)
+          LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING data::text AS data]]), worker, now, lease_s)
+    if not rows then return nil, err end
+    if not rows[1] then return nil end
+    return decode(rows[1].data, "a job record")
+end
+
 return _M
