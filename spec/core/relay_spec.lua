@@ -307,9 +307,9 @@ describe("tiktok.relay", function()
             local src = assert(relay.open(ctx, url("r64.mp4"), { allow_private = true, ca_file = ca }))
             local chunk_size, n = assert(core.plan(src.size))
             local plan = { size = src.size, chunk_size = chunk_size, count = n }
-            local d = assert(conn:_with_token(acc.open_id, nil, function(token)
-                return api.init(ctx, token, { kind = "video", mode = "direct", source = "FILE_UPLOAD",
-                                              privacy = "SELF_ONLY", caption = "relayed" }, plan)
+            local d = assert(conn:_with_token(acc.open_id, nil, function(access_token)
+                return api.init(ctx, access_token, { kind = "video", mode = "direct", source = "FILE_UPLOAD",
+                                                     privacy = "SELF_ONLY", caption = "relayed" }, plan)
             end))
             for i = 0, n - 1 do
                 local offset, length = core.chunk_range(plan.size, plan.chunk_size, plan.count, i)
