@@ -338,10 +338,22 @@ function Run:start()
     local req = util.copy(job.post)
     req.connection, req.as, req.wait = conn, as_of(job), false
     req.detach = type(path) == "string"
+    -- Waits before the init (budgets) stay well inside the lease: a longer
+    -- one delays the job (run_at moves) instead of outliving the lease.
+    req.wait_timeout_ms = floor(self.jobs.opts.lease_s * 1000 / 3)
+    local LOST = {}
     req.on_init = function()
-        job.init_at = now_s()
-        local ok, err = self:save()
-        if not ok then error(err, 0) end       -- never send an init the store did not record
+        -- Under the store's lock: still this worker's job, and no init
+        -- recorded by anyone? Then record it; never send an init the store
+        -- did not record, and never one for a job another worker took over.
+        local ok, err = self.jobs.store:locked(function()
+            local cur, gerr = self.jobs.store:get_job(job.id)
+            if gerr then return nil, gerr end
+            if not cur or cur.worker ~= job.worker or cur.init_at or cur.publish_id then return nil, LOST end
+            job.init_at, job.lease_until = now_s(), now_s() + self.jobs.opts.lease_s
+            return self:save()
+        end)
+        if not ok then error(err, 0) end
     end
     req.on_publish = function(publish_id)
         job.publish_id, job.state, job.processing_since = publish_id, "processing", now_s()
@@ -349,6 +361,11 @@ function Run:start()
     end
     req.on_progress = function() return self:heartbeat() end
     local ok, res, err = pcall(require("tiktok.post")._io.post, req)
+    if not ok and res == LOST then
+        -- Another worker took the job over while this one waited: leave it alone.
+        self.events[#self.events + 1] = { job = public(job), ev = { type = "lost", state = job.state } }
+        return true
+    end
     if not ok then
         err = errors.new("store", "the job could not be recorded before its init: " .. tostring(res))
         res = nil
