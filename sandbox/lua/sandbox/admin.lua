@@ -452,9 +452,9 @@ function M.route()
       if not name:match("^[%w][%w%._%-]*$") then
         return bad("media file names are letters, digits, '.', '_' and '-' (no folders)")
       end
-      local path = dir .. "/" .. name
+      local file = dir .. "/" .. name
       if method == "DELETE" then
-        if not os.remove(path) then return not_found("media file") end
+        if not os.remove(file) then return not_found("media file") end
         return ok({ ok = true })
       end
       if method == "PUT" then
@@ -477,12 +477,12 @@ function M.route()
         if not util.is_int(size) or size < #head or size > 2 ^ 42 then
           return bad("size must be an integer of at least the content's length (bytes)")
         end
-        local f, err = io.open(path, "wb")
+        local f, err = io.open(file, "wb")
         if not f then return bad("cannot write " .. name .. ": " .. tostring(err), 500) end
         f:write(head)
         f:close()
         -- The rest is a hole: a 4 GB file costs no disk and no time.
-        if not util.truncate(path, size) then return bad("cannot extend " .. name, 500) end
+        if not util.truncate(file, size) then return bad("cannot extend " .. name, 500) end
         return reply.json(201, { name = name, size = size, url = state.boot_config().media_base .. name })
       end
     end
