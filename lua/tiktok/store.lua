@@ -335,48 +335,63 @@ local function is_sealed(v)
 end
 _M._is_sealed = is_sealed
 
--- A copy of rec with its tokens sealed under ring.first (the open_id as
--- associated data, so a sealed token cannot be moved to another account).
-function _M._seal_record(rec, ring)
-    if not ring then return rec end
+-- What is sealed in each kind of record, and the associated data that
+-- binds a sealed value to its record (so it cannot be moved to another):
+-- an account's tokens (its open_id), an app's client secret ("app:" .. id).
+local SEALED = {
+    account = { fields = TOKEN_FIELDS, aad = function(rec) return tostring(rec.open_id) end,
+                what = function(rec) return "the tokens of account " .. tostring(rec.open_id) end },
+    app = { fields = { "client_secret" }, aad = function(rec) return "app:" .. tostring(rec.id) end,
+            what = function(rec) return "the client secret of app " .. tostring(rec.id) end },
+}
+_M._SEALED = SEALED
+
+-- A copy of rec with its secret fields sealed under ring.first.
+function _M._seal(kind, rec, ring)
+    local spec = SEALED[kind]
+    if not ring or not spec then return rec end
     local out = util.copy(rec)
-    for _, f in ipairs(TOKEN_FIELDS) do
+    for _, f in ipairs(spec.fields) do
         local v = out[f]
         if type(v) == "string" and not is_sealed(v) then
-            local b64, kind, msg = core.aead_seal(ring.first.raw, v, tostring(rec.open_id))
-            if not b64 then return nil, errors.new("store", "cannot encrypt a token: " .. tostring(msg)
-                                                   .. " (" .. tostring(kind) .. ")") end
+            local b64, ekind, msg = core.aead_seal(ring.first.raw, v, spec.aad(rec))
+            if not b64 then return nil, errors.new("store", "cannot encrypt " .. spec.what(rec) .. ": "
+                                                   .. tostring(msg) .. " (" .. tostring(ekind) .. ")") end
             out[f] = AEAD_PREFIX .. ring.first.id .. ":" .. b64
         end
     end
     return out
 end
 
--- rec with its tokens opened in place; a token in clear (written before the
--- store had a key) is taken as it is and sealed by the next write.
-function _M._open_record(rec, ring)
-    for _, f in ipairs(TOKEN_FIELDS) do
+-- rec with its secret fields opened in place; a value in clear (written
+-- before the store had a key) is taken as it is and sealed by the next write.
+function _M._open(kind, rec, ring)
+    local spec = SEALED[kind]
+    if not spec then return rec end
+    for _, f in ipairs(spec.fields) do
         local v = rec[f]
         if is_sealed(v) then
             local id, b64 = v:match("^tiktok%-aead:v1:(%x+):(.*)$")
             local k = ring and id and ring[id]
             if not k then
-                return nil, errors.new("store", "the tokens of account " .. tostring(rec.open_id)
+                return nil, errors.new("store", spec.what(rec)
                     .. " cannot be decrypted: this store was written with key " .. tostring(id)
                     .. (ring and ("; the key given is " .. ring.first.id) or " and no key was given")
                     .. "; give that key (store option key)")
             end
-            local plain = core.aead_open(k.raw, b64, tostring(rec.open_id))
+            local plain = core.aead_open(k.raw, b64, spec.aad(rec))
             if not plain then
-                return nil, errors.new("store", "the tokens of account " .. tostring(rec.open_id)
-                    .. " cannot be decrypted with key " .. k.id .. ": the stored value was altered or "
-                    .. "belongs to another account")
+                return nil, errors.new("store", spec.what(rec) .. " cannot be decrypted with key " .. k.id
+                    .. ": the stored value was altered or belongs to another record")
             end
             rec[f] = plain
         end
     end
     return rec
 end
+
+function _M._seal_record(rec, ring) return _M._seal("account", rec, ring) end
+function _M._open_record(rec, ring) return _M._open("account", rec, ring) end
 
 -- ----------------------------------------------------------- rate budgets
 
@@ -447,29 +462,38 @@ function file:budget(key, limit, window_s)
     return false, retry
 end
 
--- Opens every account's tokens in a document just read.
+-- The document's maps whose records hold secrets, by kind of record.
+local SEALED_MAPS = { accounts = "account", apps = "app" }
+
+-- Opens every secret in a document just read.
 function file:_open_doc(doc)
-    for id, rec in pairs(doc.accounts) do
-        if type(rec) == "table" then
-            local ok, err = _M._open_record(rec, self._keys)
-            if not ok then return nil, err end
-        else
-            doc.accounts[id] = nil
+    for map, kind in pairs(SEALED_MAPS) do
+        for id, rec in pairs(type(doc[map]) == "table" and doc[map] or {}) do
+            if type(rec) == "table" then
+                local ok, err = _M._open(kind, rec, self._keys)
+                if not ok then return nil, err end
+            else
+                doc[map][id] = nil
+            end
         end
     end
     return true
 end
 
--- The document as written: tokens sealed when the store has a key.
+-- The document as written: secrets sealed when the store has a key.
 function file:_sealed_doc(doc)
     if not self._keys then return doc end
     local out = {}
     for k, v in pairs(doc) do out[k] = v end
-    out.accounts = {}
-    for id, rec in pairs(doc.accounts) do
-        local sealed, err = _M._seal_record(rec, self._keys)
-        if not sealed then return nil, err end
-        out.accounts[id] = sealed
+    for map, kind in pairs(SEALED_MAPS) do
+        if type(doc[map]) == "table" then
+            out[map] = {}
+            for id, rec in pairs(doc[map]) do
+                local sealed, err = _M._seal(kind, rec, self._keys)
+                if not sealed then return nil, err end
+                out[map][id] = sealed
+            end
+        end
     end
     return out
 end

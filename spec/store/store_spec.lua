@@ -293,7 +293,7 @@ io.write(n)
                     end
                     local r, err = s:get("b")
                     assert.is_nil(r)
-                    assert.truthy(err.message:find("altered or belongs to another account", 1, true), err.message)
+                    assert.truthy(err.message:find("altered or belongs to another record", 1, true), err.message)
                 end)
 
                 it("rekeys every account; the old key no longer reads them, the new one does", function()
@@ -313,6 +313,24 @@ io.write(n)
                     local both = kind.make({ path = o.path, schema = o.schema, key = { KEY2, KEY } })
                     assert.equal("act.acc5.1", both:get("acc5").access_token)
                     for _, x in ipairs({ old, fresh, both }) do if x.close then x:close() end end
+                end)
+
+                it("seals an app's client secret too, and rekeys it", function()
+                    assert.is_true(s:put_app({ id = "acme", client_key = "ck1", client_secret = "sec.top-secret-1" }))
+                    assert.is_nil(at_rest(kind, o):find("top-secret", 1, true))
+                    assert.equal("sec.top-secret-1", s:get_app("acme").client_secret)
+                    assert.equal("sec.top-secret-1", s:list_apps()[1].client_secret)
+                    assert.is_true(s:rekey(KEY2))
+                    assert.is_nil(at_rest(kind, o):find("top-secret", 1, true))
+                    local fresh = kind.make({ path = o.path, schema = o.schema, key = KEY2 })
+                    assert.equal("sec.top-secret-1", fresh:get_app("acme").client_secret)
+                    local old = kind.make({ path = o.path, schema = o.schema, key = KEY })
+                    local r, err = old:get_app("acme")
+                    assert.is_nil(r)
+                    assert.truthy(err.message:find("client secret of app acme cannot be decrypted", 1, true),
+                                  err.message)
+                    assert.is_nil(err.message:find("top-secret", 1, true))
+                    for _, x in ipairs({ old, fresh }) do if x.close then x:close() end end
                 end)
 
                 it("reads tokens written in clear before the key was set, and seals them on the next write", function()

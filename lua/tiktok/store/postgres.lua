@@ -350,16 +350,20 @@ for name, key in pairs(COLLECTIONS) do
             self:_s("SELECT data::text AS data FROM S.records WHERE kind = $1 AND id = $2"), name, id)
         if not rows then return nil, err end
         if not rows[1] then return nil end
-        return decode(rows[1].data, "an " .. what)
+        local rec, derr = decode(rows[1].data, "an " .. what)
+        if not rec then return nil, derr end
+        return store_mod._open(name, rec, self._keys)     -- an app's client secret
     end
     PG["put_" .. name] = function(self, rec)
         if type(rec) ~= "table" or type(rec[key]) ~= "string" then
             error("store:put_" .. name .. ": the record needs a string " .. key, 2)
         end
+        local sealed, serr = store_mod._seal(name, rec, self._keys)
+        if not sealed then return nil, serr end
         local rows, err = self:_q_retry("writing an " .. what, self:_s(
             "INSERT INTO S.records (kind, id, data, updated_at) VALUES ($1, $2, $3::jsonb, now()) "
             .. "ON CONFLICT (kind, id) DO UPDATE SET data = EXCLUDED.data, updated_at = now()"),
-            name, rec[key], util.json_encode(rec))
+            name, rec[key], util.json_encode(sealed))
         if not rows then return nil, err end
         return true
     end
@@ -376,6 +380,7 @@ for name, key in pairs(COLLECTIONS) do
         local out = {}
         for i, row in ipairs(rows) do
             local rec, derr = decode(row.data, "an " .. what)
+            if rec then rec, derr = store_mod._open(name, rec, self._keys) end
             if not rec then return nil, derr end
             out[i] = rec
         end
@@ -498,8 +503,8 @@ end
 
 -- ------------------------------------------------------------ key rotation
 
--- Re-encrypts every account under new_key (nil: tokens in clear) in one
--- transaction, under the store's lock; the store uses new_key afterwards.
+-- Re-encrypts every account (and every app's client secret) under new_key
+-- (nil: in clear) in one transaction, under the store's lock; the store uses new_key afterwards.
 -- Other processes need new_key too (give them key = { new_key, old_key }
 -- while the rotation rolls out: the first key encrypts, every key decrypts).
 function PG:rekey(new_key)
@@ -524,6 +529,25 @@ function PG:rekey(new_key)
             done, kind, msg, state = c:exec(self:_s("UPDATE S.accounts SET data = $2::jsonb, updated_at = now() "
                                                     .. "WHERE open_id = $1"), row.open_id, util.json_encode(sealed))
             if not done then return fail(store_err("re-encrypting", kind, msg, state)) end
+        end
+        -- the other records with secrets (an app's client secret)
+        for rkind in pairs(store_mod._SEALED or {}) do
+            if rkind ~= "account" then
+                rows, kind, msg, state = c:exec(self:_s("SELECT id, data::text AS data FROM S.records "
+                                                        .. "WHERE kind = $1 FOR UPDATE"), rkind)
+                if not rows then return fail(store_err("re-encrypting", kind, msg, state)) end
+                for _, row in ipairs(rows) do
+                    local rec, rerr = decode(row.data, "a " .. rkind .. " record")
+                    if rec then rec, rerr = store_mod._open(rkind, rec, self._keys) end
+                    if not rec then return fail(rerr) end
+                    local sealed, serr = store_mod._seal(rkind, rec, ring)
+                    if not sealed then return fail(serr) end
+                    local done
+                    done, kind, msg, state = c:exec(self:_s("UPDATE S.records SET data = $3::jsonb, updated_at = now() "
+                        .. "WHERE kind = $1 AND id = $2"), rkind, row.id, util.json_encode(sealed))
+                    if not done then return fail(store_err("re-encrypting", kind, msg, state)) end
+                end
+            end
         end
         rows, kind, msg, state = c:exec("COMMIT")
         if not rows then return fail(store_err("re-encrypting", kind, msg, state)) end
