@@ -484,6 +484,26 @@ describe("tiktok.relay", function()
             relay.close(src)
         end)
 
+        it("a source that stops honouring ranges at a chunk, and a chunk over its timeout, are retried", function()
+            local src = assert(open(url("r3.mp4")))
+            local publish_id, upload_url, plan = init(src.size)
+            sb:admin("POST", "/faults", { endpoint = "media.get", status = 200, body = string.rep("x", 100) })
+            sb:admin("POST", "/faults", { endpoint = "media.get", rate_bps = 100000 })
+            local errs = {}
+            assert.equal(src.size, relay.upload(nil, src, upload_url, plan, {
+                chunk_timeout_ms = 1000,
+                on_chunk = function(index, res, err, chunk)
+                    if err then errs[#errs + 1] = err.code .. ": " .. err.message end
+                    return relay.classify(res, err, chunk, plan.size, index == plan.count - 1)
+                end }))
+            assert.equal(2, #errs, table.concat(errs, "\n"))
+            assert.matches("^http: .*stopped honouring range requests", errs[1])
+            assert.matches("^timeout: ", errs[2])
+            assert.equal(sandbox.sha256_file(media_dir .. "/r3.mp4"), arrived(publish_id).sha256)
+            assert.equal(1, count("video.init"))
+            relay.close(src)
+        end)
+
         it("the relay cannot be used or closed from its own progress callback", function()
             local src = assert(open(url("r3.mp4")))
             local _, upload_url = init(src.size)
