@@ -298,8 +298,13 @@ io.write(acct and "ok" or ("error: " .. tostring(err)), "\n")
             -- Another machine wanting the account right away waits for the
             -- child's lease instead of refreshing with the rotated token.
             local since = last_seq(sb)
+            local t0 = tiktok.core.monotonic_ms()
             assert(conn:refresh(acc.open_id))
+            local waited = tiktok.core.monotonic_ms() - t0
             assert.equal("ok", child_result(pid))
+            io.write(("\nfault: PostgreSQL restarted mid-refresh: the child wrote its rotated tokens; another "
+                      .. "machine's refresh right after the restart waited %d ms for the child's lease\n")
+                     :format(waited))
             local _, _, invalid = refreshes(sb, since)
             assert.equal(0, invalid)
             no_token_lost()
@@ -319,7 +324,10 @@ io.write(acct and "ok" or ("error: " .. tostring(err)), "\n")
             -- The killed client's refresh is still held by the sandbox; ours
             -- takes the lock at once and rotates first.
             local since = last_seq(sb)
+            local t0 = tiktok.core.monotonic_ms()
             assert(conn:refresh(acc.open_id))
+            io.write(("\nfault: SIGKILLed client mid-refresh: the next refresh took %d ms (lock free at once)\n")
+                     :format(tiktok.core.monotonic_ms() - t0))
             assert(conn:creator_info(acc.open_id))
             local by = refreshes(sb, since)
             assert.equal(1, #(by[acc.open_id] or {}))

@@ -160,6 +160,13 @@ assert(s:put({ open_id = "p" .. arg[1], access_token = "x", refresh_token = "y" 
             assert.truthy(err.message:find("lock", 1, true))
             -- the waiter's other calls still work meanwhile
             assert.is_true(waiter:put(rec("w")))
+            -- a statement timeout shorter than the lock timeout: busy too
+            local short = tiktok.store.postgres{ conninfo = pg.conninfo, schema = schema, lock_timeout_ms = 5000,
+                                                 statement_timeout_ms = 200 }
+            local r2, err2 = short:locked(function() return "never" end)
+            assert.is_nil(r2)
+            assert.equal("busy", err2.code)
+            short:close()
         end)
         assert.equal("yes", waiter:locked(function() return "yes" end))
         holder:close(); waiter:close()

@@ -443,6 +443,8 @@ function PG:_lock(c, name)
     local deadline = core.monotonic_ms() + self.lock_timeout_ms
     while true do
         local rows, kind, msg, state = c:exec("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+        -- (a statement_timeout_ms shorter than lock_timeout_ms ends the wait first: busy all the same)
+        if not rows and kind == "timeout" then kind = "lock_timeout" end
         if not rows then return nil, store_err("taking the store's lock", kind, msg, state), kind end
         rows, kind, msg, state = c:exec(self:_s(LEASE_SQL), name)
         local lease = rows and rows[1]
