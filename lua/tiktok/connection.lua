@@ -45,6 +45,8 @@ local DEFAULTS = {
     chunk_timeout_ms = 0,        -- total time for one chunk PUT (0 = only low_speed_ms)
     wait_timeout_ms = 600000,    -- how long tiktok.post waits for a final status
     poll_ms = 500,               -- first status poll delay (then backoff)
+    budget_wait_ms = nil,        -- the longest a call waits for a budget (nil: as long as its own deadline
+                                 -- allows; 0: never wait, a web handler answers 429 with retry_after)
     rate_limits = nil,           -- budgets kept in the store, shared by every process (BUDGETS:
                                  -- TikTok's init 6, creator_info 20, status 30 a minute, inbox 5 a
                                  -- day); a table overrides some, e.g. { status = 10 }
@@ -78,7 +80,7 @@ local SPEC = {
     timeout_ms = "integer", connect_timeout_ms = "integer", low_speed_ms = "integer",
     refresh_skew_ms = "integer", audited = "boolean", verified_prefixes = "table",
     chunk_size = "integer", upload_retries = "integer", chunk_timeout_ms = "integer",
-    wait_timeout_ms = "integer", poll_ms = "integer", rate_limits = "table",
+    wait_timeout_ms = "integer", poll_ms = "integer", rate_limits = "table", budget_wait_ms = "integer",
     log = "function", thread_pool = "string", thread_pool_size = "integer",
     upload_nice = "integer", upload_buffer_size = "integer",
     relay_allow_private = "boolean", relay_ca_file = "string", relay_spool_dir = "string",
@@ -598,6 +600,10 @@ function _M:_budget(what, open_id, deadline_ms)
         end
         if ok then return true end
         local wait_ms = math.ceil(retry * 1000)
+        local cap = self.opts.budget_wait_ms
+        if cap and (not deadline_ms or core.monotonic_ms() + cap < deadline_ms) then
+            deadline_ms = core.monotonic_ms() + cap
+        end
         if deadline_ms and core.monotonic_ms() + wait_ms <= deadline_ms then
             core.sleep_ms(wait_ms)
         else

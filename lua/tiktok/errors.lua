@@ -476,6 +476,7 @@ local FIELDS = {
     endpoint = "string",
     class = "string",
     choices = "table",
+    fields = "table",
 }
 
 local mt = { __name = "tiktok.error" }

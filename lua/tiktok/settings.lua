@@ -832,8 +832,7 @@ function _M.validate(request, creator_info, opts)
         local err = errors.new("invalid_settings",
             format("the post cannot be sent as requested (%d problem%s): %s",
                    #problems, #problems == 1 and "" or "s", concat(problems, " ")),
-            { problems = problems })
-        err.fields = about
+            { problems = problems, fields = about })
         return nil, err
     end
     return normalized(r)
