@@ -72,6 +72,20 @@ describe("tiktok check (command line)", function()
         assert.matches("Client secret", v.checks[1].message, 1, true)
     end)
 
+    it("an unknown client key: exit 3; a redirect URI TikTok refuses: exit 2 naming the setting", function()
+        local cfg = H.write(H.TMP .. "/unknown-key.env", "TIKTOK_CLIENT_KEY=unknownkey123\n")
+        local r = tk({ "check" }, { configs = { cfg } })
+        assert.equal(3, r.code, r.out .. r.err)
+        assert.matches("TikTok app unknownkey123:\n  FAIL      TikTok refused the Client key", r.out, 1, true)
+        for uri, why in pairs({ ["https://app.example/cb?from=tiktok"] = "must be static",
+                                ["http://app.example/cb"] = "must use https" }) do
+            cfg = H.write(H.TMP .. "/bad-uri.env", "TIKTOK_REDIRECT_URI=" .. uri .. "\n")
+            r = tk({ "check" }, { configs = { cfg } })
+            assert.equal(2, r.code, r.out .. r.err)
+            assert.matches("redirect_uri (TIKTOK_REDIRECT_URI) " .. why, r.err, 1, true)
+        end
+    end)
+
     it("a disabled app is refused (exit 3)", function()
         local _, status = sb:admin("PATCH", "/apps/default", { disabled = true })
         assert.equal(200, status)

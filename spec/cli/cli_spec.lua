@@ -62,7 +62,7 @@ local function run(args, opts)
         -- child twice, directly and through its process group; the second
         -- one can land after the interpreter's handler reset to the default
         -- and kill it before it says anything.)
-        cmd = "set -m; " .. cmd .. " & pid=$!; n=0; "
+        cmd = "set -m 2>/dev/null; " .. cmd .. " & pid=$!; n=0; "
               .. "until grep -qF " .. q(opts.interrupt_on) .. " " .. out .. " 2>/dev/null "
               .. "|| [ $n -ge 600 ]; do sleep 0.1; n=$((n+1)); done; "
               .. "kill -INT $pid; wait $pid"
