@@ -60,7 +60,7 @@ describe("tiktok.store.postgres", function()
         assert.truthy(err.message:find("cannot connect", 1, true), err.message)
     end)
 
-    it("connects with TLS through sslmode in conninfo, and a server that demands TLS refuses sslmode=disable",
+    it("connects with TLS through sslmode in conninfo (require, verify-full), and refuses what it must",
        function()
         local s = tiktok.store.postgres{ conninfo = pg.tcp_conninfo, schema = "tls" }
         assert.is_true(s:put(rec("a")))
@@ -73,6 +73,20 @@ describe("tiktok.store.postgres", function()
         local r, err = plain:get("a")
         assert.is_nil(r)
         assert.truthy(err.message:find("no encryption", 1, true), err.message)
+        -- verify-full: the server's certificate checked against sslrootcert, and its name
+        local url = "postgresql://postgres@%s:" .. pg.port .. "/postgres?sslmode=verify-full&sslrootcert=%s"
+        local verified = tiktok.store.postgres{ conninfo = url:format("localhost", pg.dir .. "/server.crt"),
+                                                schema = "tls" }
+        assert.equal("rft.a", verified:get("a").refresh_token)
+        verified:close()
+        local r2, err2 = tiktok.store.postgres{ conninfo = url:format("localhost", "/etc/ssl/certs/ca-certificates.crt"),
+                                                schema = "tls" }:get("a")
+        assert.is_nil(r2)
+        assert.truthy(err2.message:find("certificate verify failed", 1, true), err2.message)
+        local r3, err3 = tiktok.store.postgres{ conninfo = url:format("127.0.0.1", pg.dir .. "/server.crt"),
+                                                schema = "tls" }:get("a")
+        assert.is_nil(r3)
+        assert.truthy(err3.message:find("does not match host name", 1, true), err3.message)
     end)
 
     it("creates and migrates its schema once when 8 processes start at once", function()

@@ -25,6 +25,7 @@
  * through fork() is never used nor finished in the child (its socket is
  * the parent's): the child closes its copy of the socket and connects anew. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -305,6 +306,9 @@ static const luaL_Reg conn_methods[] = {
 
 PG_API int luaopen_tiktok_store_pgcore(lua_State *L) {
   static const luaL_Reg funcs[] = { { "connect", l_connect }, { NULL, NULL } };
+  /* libpq stays loaded when Lua unloads this module at lua_close: it keeps
+   * process-wide state (its OpenSSL BIO method) that must not dangle. */
+  (void)dlopen("libpq.so.5", RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
   if (luaL_newmetatable(L, CONN_MT)) {
     lua_newtable(L);
     luaL_setfuncs(L, conn_methods, 0);
