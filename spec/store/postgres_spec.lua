@@ -103,6 +103,19 @@ assert(s:put({ open_id = "p" .. arg[1], access_token = "x", refresh_token = "y" 
         assert.equal("8", pg:psql("SELECT count(*) FROM many.accounts"))
     end)
 
+    it("migrates a schema of an older version in place, keeping its data", function()
+        local s, schema = fresh()
+        assert.is_true(s:put(rec("a")))
+        s:close()
+        pg:psql(("DROP TABLE %s.lease; DELETE FROM %s.schema_version WHERE version > 1"):format(schema, schema))
+        local again = tiktok.store.postgres{ conninfo = pg.conninfo, schema = schema }
+        assert.equal("ok", again:locked(function() return "ok" end))
+        assert.equal("rft.a", again:get("a").refresh_token)
+        assert.equal("1,2", pg:psql(("SELECT string_agg(version::text, ',' ORDER BY version) FROM %s.schema_version")
+                                    :format(schema)))
+        again:close()
+    end)
+
     it("reconnects by itself after its session was terminated (pg_terminate_backend)", function()
         local s = fresh()
         assert.is_true(s:put(rec("a")))
