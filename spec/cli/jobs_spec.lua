@@ -220,6 +220,22 @@ describe("tiktok post --queue, jobs and worker (command line)", function()
         assert.equal(media.sha256(big), post.sha256)
     end)
 
+    it("an idle worker stops on SIGINT (Ctrl-C) too, exit 0; --max-jobs ends it after N runs", function()
+        connect()
+        local p = tk({ "worker" }, { background = true })
+        assert.is_true(H.wait_for(p, "worker: running the jobs of "), p:output())
+        p:signal("INT")
+        local r = p:wait()
+        assert.equal(0, r.code, r.out .. r.err)
+        assert.matches("worker: SIGINT: stopping", r.out, 1, true)
+        assert.matches("\nworker: stopped after 0 job runs\n$", r.out)
+        for _ = 1, 2 do queue() end
+        r = tk({ "worker", "--max-jobs", "1" })
+        assert.equal(0, r.code, r.out .. r.err)
+        assert.matches("\nworker: done after 1 job run\n$", r.out)
+        assert.equal(1, #H.json(tk({ "--json", "jobs", "--state", "queued" })).jobs)
+    end)
+
     it("--processes N runs N workers that share the jobs, and forwards SIGTERM to each", function()
         connect()
         local ids = {}
