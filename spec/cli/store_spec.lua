@@ -160,5 +160,29 @@ describe("tiktok stores (command line)", function()
             assert.equal(0, r.code, r.out .. r.err)
             assert.not_matches("pw-not-shown", r.out .. r.err, 1, true)
         end)
+
+        it("connect in two steps keeps its pending file in the state folder, named after the URL", function()
+            local dir, port = pg.conninfo:match("host=(%S+) port=(%d+)")
+            local url = "postgresql:///postgres?host=" .. dir .. "&port=" .. port .. "&user=postgres"
+            local env = { env = { TIKTOK_STORE_KEY = KEY_B } }   -- the key the test above left the store with
+            local j = H.json(tk({ "--json", "connect", "--store", url }, env))
+            assert.matches("^" .. (H.TMP .. "/home/.local/state/lua-tiktok/pending-"):gsub("%p", "%%%0") .. "%x+%.json$",
+                           j.pending_file)
+            assert.equal("600", sandbox.exec("stat -c %a " .. H.q(j.pending_file)):gsub("%s+$", ""))
+            local query = sandbox.parse_query(j.authorize_url)
+            local status, _, location = sb:authorize({ scope = query.scope, state = query.state,
+                                                       redirect_uri = query.redirect_uri,
+                                                       code_challenge = query.code_challenge,
+                                                       code_challenge_method = query.code_challenge_method })
+            assert.equal(302, status)
+            local r = tk({ "--json", "connect", "--callback", location, "--store", url }, env)
+            assert.equal(0, r.code, r.out .. r.err)
+            assert.is_nil(H.read(j.pending_file))
+            local ids = {}
+            for _, a in ipairs(H.json(tk({ "--json", "accounts", "--store", url }, env)).accounts) do
+                ids[a.open_id] = true
+            end
+            assert.is_true(ids[H.json(r).connected.open_id])
+        end)
     end)
 end)
