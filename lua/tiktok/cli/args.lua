@@ -78,8 +78,8 @@ function _M.build(commands, order, main)
         local c = commands[name]
         local cp = p:command(name):add_help(false):summary(c.summary):description(command_help(c))
             :usage("Usage: " .. concat(c.usage, "\n       "))
-            :epilog("Global options: --config FILE, --env-file FILE, --store PATH_OR_URL, --json, --help\n"
-                    .. "(tiktok --help)")
+            :epilog("Global options (tiktok --help): --config FILE, --env-file FILE,\n"
+                    .. "--store PATH_OR_URL, --json, --help")
         for _, o in ipairs(c.options) do add_option(cp, o, info) end
         cp:argument("args"):args("*"):hidden(true)
         info.parsers[name] = cp
