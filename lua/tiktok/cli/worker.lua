@@ -18,7 +18,8 @@ local args = require "tiktok.cli.args"
 local output = require "tiktok.cli.output"
 local jobs_cmd = require "tiktok.cli.jobs"
 
-local ipairs, tostring, type, rawget = ipairs, tostring, type, rawget
+local ipairs, pairs, tostring, type, rawget = ipairs, pairs, tostring, type, rawget
+local unpack = table.unpack or unpack  -- luacheck: ignore
 local concat = table.concat
 local format = string.format
 
@@ -115,7 +116,10 @@ local function run_here(ctx, c)
         return stopped ~= nil
     end
     local function on_event(job, ev)
-        say(ctx, _M.event_line(job, ev, os.time()), { job = jobs_cmd.job_json(job), event = ev })
+        local e = {}
+        for k, v in pairs(ev) do e[k] = v end
+        if type(e.post_ids) == "table" then e.post_ids = json.array({ unpack(e.post_ids) }) end
+        say(ctx, _M.event_line(job, ev, os.time()), { job = jobs_cmd.job_json(job), event = e })
     end
     say(ctx, "worker: running the jobs of " .. tostring(ctx.store.label) .. "; stop with SIGTERM or Ctrl-C",
         { worker = { started = true, store = ctx.store.label } })
