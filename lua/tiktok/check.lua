@@ -5,7 +5,7 @@
 -- audit.
 --
 -- A report: { ok = boolean, checks = { { name, ok, message }, ... },
---             redirect_uri = the exact string to register }
+--             redirect_uri = the exact string to register, client_key }
 -- `ok` is false when any check failed; checks that are only advice
 -- (an unaudited app's limits) have ok = true.
 local util = require "tiktok.util"
@@ -28,10 +28,11 @@ local function has(list, scope)
     return false
 end
 
-local function report(checks, redirect_uri)
+local function report(conn, checks)
     local ok = true
     for _, c in ipairs(checks) do if not c.ok then ok = false end end
-    return { ok = ok, checks = checks, redirect_uri = redirect_uri }
+    return { ok = ok, checks = checks, redirect_uri = conn:_option("redirect_uri"),
+             client_key = conn:_option("client_key") }
 end
 
 -- The client key and secret: TikTok gives a client access token for them.
@@ -103,8 +104,7 @@ end
 
 --- check.app(conn) -> report
 function _M.app(conn)
-    return report({ credentials(conn), redirect(conn), scopes(conn), audit(conn) },
-                  conn:_option("redirect_uri"))
+    return report(conn, { credentials(conn), redirect(conn), scopes(conn), audit(conn) })
 end
 
 --- check.account(conn, open_id, { as }) -> report | nil, err
@@ -128,7 +128,7 @@ function _M.account(conn, open_id, opts)
             }
         end
     end
-    return report(checks, conn:_option("redirect_uri"))
+    return report(conn, checks)
 end
 
 return _M

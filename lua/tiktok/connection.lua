@@ -415,7 +415,7 @@ function _M:_token(open_id, as, stale)
         local ok, serr = self.store:put(cur)
         if not ok then return nil, serr end
         return cur.access_token, cur
-    end)
+    end, open_id)   -- per account where the store can (PostgreSQL); the whole store elsewhere
 end
 
 -- Runs fn(token) and, when TikTok says the token is invalid, refreshes once

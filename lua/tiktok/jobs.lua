@@ -268,6 +268,16 @@ end
 local Run = {}
 Run.__index = Run
 
+-- An event: to on_event here and now (outside nginx), or to the caller
+-- once the step is done (from an nginx worker thread).
+function Run:report(ev)
+    if self.on_event then
+        self.on_event(public(self.job), ev)
+    else
+        self.events[#self.events + 1] = { job = public(self.job), ev = ev }
+    end
+end
+
 function Run:save(ev)
     local job = self.job
     job.updated_at = now_s()
@@ -275,7 +285,7 @@ function Run:save(ev)
     if not ok then return nil, err end
     if ev then
         ev.state = job.state
-        self.events[#self.events + 1] = { job = public(job), ev = ev }
+        self:report(ev)
     end
     return true
 end
@@ -363,7 +373,7 @@ function Run:start()
     local ok, res, err = pcall(require("tiktok.post")._io.post, req)
     if not ok and res == LOST then
         -- Another worker took the job over while this one waited: leave it alone.
-        self.events[#self.events + 1] = { job = public(job), ev = { type = "lost", state = job.state } }
+        self:report({ type = "lost", state = job.state })
         return true
     end
     if not ok then
@@ -452,7 +462,8 @@ local function run_next(conn, opts)
     local job, err = claim(self, opts.worker)
     if err then return nil, err end
     if not job then return { events = {} } end
-    local run = setmetatable({ jobs = self, job = job, events = {}, stop = opts.stop }, Run)
+    local run = setmetatable({ jobs = self, job = job, events = {}, stop = opts.stop, on_event = opts.on_event },
+                             Run)
     local ok
     if job.publish_id then ok, err = run:follow() else ok, err = run:start() end
     if not ok and err then return nil, err end
@@ -482,7 +493,9 @@ function _M:work(opts)
     local function loop(tag)
         while not (opts.stop and opts.stop()) and not (opts.max_jobs and ran >= opts.max_jobs) do
             local args = { jobs = self.opts, worker = worker .. tag }
-            if not openresty.offload() then args.stop = opts.stop end   -- functions stay out of threads
+            if not openresty.offload() then           -- functions stay out of nginx's worker threads
+                args.stop, args.on_event = opts.stop, opts.on_event
+            end
             local res, err = run_next_here(self.conn, args)
             if not res then return nil, err end
             for _, e in ipairs(res.events) do
