@@ -518,6 +518,35 @@ describe("tiktok.relay", function()
             relay.close(src)
         end)
 
+        it("a chunk stored but answered 503 (when = after): the retry's 416 resyncs to the next chunk", function()
+            local src = assert(open(url("r64.mp4")))
+            local publish_id, upload_url, plan = init(src.size)
+            sb:admin("POST", "/faults", { endpoint = "upload.put", chunk = 1, when = "after", status = 503,
+                                          json = { error = { code = "internal_error" } } })
+            local statuses = {}
+            assert.equal(src.size, relay.upload(nil, src, upload_url, plan, {
+                on_chunk = function(index, res, err, chunk)
+                    statuses[#statuses + 1] = res and res.status or err.code
+                    return relay.classify(res, err, chunk, plan.size, index == plan.count - 1)
+                end }))
+            assert.same({ 503, 416, 201 }, statuses)
+            assert.equal(sandbox.sha256_file(media_dir .. "/r64.mp4"), arrived(publish_id).sha256)
+            relay.close(src)
+        end)
+
+        it("resumes from opts.next (a journal's position)", function()
+            local src = assert(open(url("r64.mp4")))
+            local publish_id, upload_url, plan = init(src.size)
+            local offset, length = core.chunk_range(plan.size, plan.chunk_size, plan.count, 0)
+            local res = assert(relay.put_chunk(nil, src, upload_url, { offset = offset, length = length,
+                                                                       total = plan.size }))
+            assert.equal(206, res.status)
+            assert.equal(src.size, relay.upload(nil, src, upload_url, plan, { next = 1 }))
+            assert.equal(plan.count, count("upload.put"))
+            assert.equal(sandbox.sha256_file(media_dir .. "/r64.mp4"), arrived(publish_id).sha256)
+            relay.close(src)
+        end)
+
         it("on_chunk sees every answer and decides", function()
             local src = assert(open(url("r3.mp4")))
             local _, upload_url, plan = init(src.size)
