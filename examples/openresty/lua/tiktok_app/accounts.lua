@@ -8,22 +8,110 @@ local reply = require "tiktok_app.reply"
 local identity = require "tiktok_app.identity"
 
 local type, ipairs, tostring = type, ipairs, tostring
+local conn_of_nothing
 local ngx = ngx
-local conn = config.conn
 local as_of = identity.as_of
 
 local _M = {}
+
+-- ------------------------------------------------- which TikTok app
+
+-- The TikTok apps `who` may use, each with this worker's connection:
+-- { id, name, app (the stored configuration's public view, nil for the
+-- environment's app), conn }. The environment's app (TIKTOK_CLIENT_KEY,
+-- development) comes first, as "default".
+function _M.sources(who)
+    local out = {}
+    if config.conn() then
+        out[1] = { id = "default", name = "This server's TikTok app", conn = config.conn() }
+    end
+    local apps, err = config.offload("apps_list", { as = as_of(who) })
+    if not apps then return nil, err end
+    for _, a in ipairs(apps) do
+        local c, cerr = config.app_conn(a)
+        if not c then return nil, cerr end
+        out[#out + 1] = { id = a.id, name = a.name, app = a, conn = c }
+    end
+    return out
+end
+
+--- accounts.source(who, id) -> the source of TikTok app `id` ("default":
+-- the environment's) for `who` | nil, err (not_found, forbidden)
+function _M.source(who, id)
+    if id == nil or id == "default" then
+        if config.conn() then return { id = "default", name = "This server's TikTok app", conn = config.conn() } end
+        if id == "default" then
+            return nil, tiktok.errors.new("not_found", "this server has no TikTok app of its own; add your "
+                                          .. "TikTok app in Settings first")
+        end
+        local list, err = _M.sources(who)
+        if not list then return nil, err end
+        if #list == 0 then
+            return nil, tiktok.errors.new("not_found", "no TikTok app is configured yet: first add your TikTok "
+                                          .. "app's Client key and Client secret in Settings, register its "
+                                          .. "Redirect URL, run the check, then connect")
+        end
+        if #list > 1 then
+            local ids = {}
+            for i, s in ipairs(list) do ids[i] = s.id end
+            return nil, tiktok.errors.new("invalid_argument", "several TikTok apps are configured; say which one "
+                                          .. "(app = one of " .. table.concat(ids, ", ") .. ")", { choices = ids })
+        end
+        return list[1]
+    end
+    local a, err = config.offload("apps_get", { id = id, as = as_of(who) })
+    if not a then return nil, err end
+    local c
+    c, err = config.app_conn(a)
+    if not c then return nil, err end
+    return { id = a.id, name = a.name, app = a, conn = c }
+end
+
+--- accounts.locate(who, open_id_or_nil) -> source, open_id | nil, err: the
+-- account named (through whichever TikTok app connected it, when `who` may
+-- use it), else the only one `who` can use.
+function _M.locate(who, given)
+    local list, err = _M.sources(who)
+    if not list then return nil, err end
+    local as = as_of(who)
+    if given then
+        for _, src in ipairs(list) do
+            local acc, aerr = src.conn:account(given, { as = as })
+            if acc then return src, given end
+            if aerr and aerr.code ~= "not_found" then return nil, aerr end
+        end
+        return nil, tiktok.errors.new("not_found", "no connected TikTok account " .. given .. "; connect it first")
+    end
+    local found, choices = nil, {}
+    for _, src in ipairs(list) do
+        local accs, aerr = src.conn:accounts({ as = as })
+        if not accs then return nil, aerr end
+        for _, a in ipairs(accs) do
+            found = found or { src, a.open_id }
+            choices[#choices + 1] = a.open_id
+        end
+    end
+    if #choices == 0 then
+        return nil, tiktok.errors.new("not_found", "no TikTok account is connected yet: connect one first")
+    end
+    if #choices > 1 then
+        return nil, tiktok.errors.new("invalid_argument", "several TikTok accounts are connected; say which one "
+                                      .. "(account = an open_id)", { choices = choices })
+    end
+    return found[1], found[2]
+end
 
 local STATE_COOKIE = "tiktok_oauth"
 local OAUTH_TTL = 600            -- seconds a connection attempt may take
 local PROFILE_FIELDS = { "open_id", "display_name", "avatar_url" }
 
---- accounts.pick(who, open_id_or_nil) -> open_id | nil, err: the account
--- named (when `who` may use it), else the only one `who` can use. (The
--- library hides accounts a script stored without an owner from anyone
--- acting `as` a user, and records of another client key.)
+--- accounts.pick(who, open_id_or_nil) -> open_id, source | nil, err (see
+-- locate; the library hides accounts a script stored without an owner from
+-- anyone acting `as` a user, and records of another client key)
 function _M.pick(who, given)
-    return conn():pick_account(given, { as = as_of(who) })
+    local src, open_id = _M.locate(who, given)
+    if not src then return nil, open_id end
+    return open_id, src
 end
 
 -- GET /tiktok/connect[?access=workspace]: off to TikTok's consent page.
@@ -38,11 +126,14 @@ function _M.connect()
         return reply.fail_with(400, "invalid_argument", "access=workspace needs a workspace (X-Workspace or "
                                .. "the sign-in form)")
     end
+    local src, serr = _M.source(who, reply.arg("app"))
+    if not src then return reply.fail(serr) end
     -- PKCE: the verifier stays on the server, next to the state, with the
-    -- user who started; the browser's cookie carries only the state.
-    local url, state, verifier = conn():authorize_url({ disable_auto_auth = true })
+    -- user who started and the TikTok app; the browser's cookie carries
+    -- only the state.
+    local url, state, verifier = src.conn:authorize_url({ disable_auto_auth = true })
     local ok, derr = ngx.shared.tiktok_oauth:set(state, json.encode({ verifier = verifier, access = access,
-                                                                      user = who.user }), OAUTH_TTL)
+                                                                      user = who.user, app = src.id }), OAUTH_TTL)
     if not ok then
         return reply.fail_with(503, "busy", "cannot start a connection now (" .. tostring(derr) .. "); retry")
     end
@@ -62,6 +153,17 @@ local function take_attempt(who)
     kept = kept and json.decode(kept)
     if type(kept) ~= "table" or kept.user ~= who.user then return "", {} end
     return state, kept
+end
+
+-- A callback without a kept attempt: the exchange refuses it on the state
+-- (before anything is sent to TikTok); any connection can say so.
+local nothing
+conn_of_nothing = function()
+    if not nothing then
+        nothing = assert(tiktok.connect({ client_key = "none", client_secret = "none",
+                                          redirect_uri = config.cfg.redirect_uri, store = tiktok.store.memory() }))
+    end
+    return nothing
 end
 
 local function callback_failed(err)
@@ -84,7 +186,14 @@ function _M.callback()
         return callback_failed(tiktok.errors.new(code, nil))
     end
     local expected, kept = take_attempt(who)
-    local account, err = conn():exchange({
+    -- the TikTok app this attempt belongs to (kept with the state)
+    local src = { conn = config.conn() or conn_of_nothing() }
+    if kept.app then
+        local serr
+        src, serr = _M.source(who, kept.app)
+        if not src then return callback_failed(serr) end
+    end
+    local account, err = src.conn:exchange({
         code = type(q.code) == "string" and q.code or nil,
         state = type(q.state) == "string" and q.state or "",
         expected_state = expected,
@@ -98,11 +207,12 @@ end
 
 -- An account as the page shows it: who can use it, until when, and the
 -- TikTok profile (nickname, avatar) read with the account's own token.
-local function account_view(who, a)
+local function account_view(who, a, src)
     local v = { open_id = a.open_id, scopes = reply.list(a.scopes), expires_at = a.expires_at,
                 refresh_expires_at = a.refresh_expires_at, owner = a.owner, workspace = a.workspace,
-                access = a.access, yours = a.owner == who.user }
-    local profile = conn():user_info(a.open_id, { as = as_of(who), fields = PROFILE_FIELDS })
+                access = a.access, yours = a.owner == who.user,
+                app = { id = src.id, name = src.name, client_key = src.conn:_option("client_key") } }
+    local profile = src.conn:user_info(a.open_id, { as = as_of(who), fields = PROFILE_FIELDS })
     if profile then v.nickname, v.avatar_url = profile.display_name, profile.avatar_url end
     return v
 end
@@ -111,10 +221,15 @@ end
 function _M.accounts()
     local who = identity.request("GET")
     if not who then return end
-    local list, err = conn():accounts({ as = as_of(who) })
-    if not list then return reply.fail(err) end
+    local srcs, err = _M.sources(who)
+    if not srcs then return reply.fail(err) end
     local out = reply.list()
-    for i, a in ipairs(list) do out[i] = account_view(who, a) end
+    for _, src in ipairs(srcs) do
+        local list
+        list, err = src.conn:accounts({ as = as_of(who) })
+        if not list then return reply.fail(err) end
+        for _, a in ipairs(list) do out[#out + 1] = account_view(who, a, src) end
+    end
     return reply.send(200, { accounts = out })
 end
 
@@ -125,14 +240,16 @@ function _M.disconnect()
     if not who then return end
     local id = reply.path_id("open_id", "^[%w_%-]+$", "an open_id")
     if not id then return end
-    local acc, err = conn():account(id, { as = as_of(who) })
+    local src, serr = _M.locate(who, id)
+    if not src then return reply.fail(serr) end
+    local acc, err = src.conn:account(id, { as = as_of(who) })
     if not acc then return reply.fail(err) end
     if acc.owner ~= who.user then
         return reply.fail_with(403, "forbidden", "only the person who connected this TikTok account can "
                                .. "disconnect it")
     end
     local ok
-    ok, err = conn():revoke(id, { as = as_of(who) })
+    ok, err = src.conn:revoke(id, { as = as_of(who) })
     if not ok then return reply.fail(err) end
     return reply.send(200, { open_id = id, disconnected = true })
 end
@@ -152,10 +269,9 @@ end
 function _M.creator()
     local who = identity.request("GET")
     if not who then return end
-    local open_id, err = _M.pick(who, reply.arg("account"))
-    if not open_id then return reply.fail(err) end
-    local ci
-    ci, err = conn():creator_info(open_id, { as = as_of(who) })
+    local open_id, src = _M.pick(who, reply.arg("account"))
+    if not open_id then return reply.fail(src) end
+    local ci, err = src.conn:creator_info(open_id, { as = as_of(who) })
     if not ci then return reply.fail(err) end
     local labels = {}
     for _, p in ipairs(ci.privacy_level_options or {}) do labels[p] = PRIVACY_LABELS[p] or p end

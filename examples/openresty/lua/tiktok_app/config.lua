@@ -3,7 +3,7 @@
 local tiktok = require "tiktok"
 local util = require "tiktok.util"
 
-local error, tostring, tonumber, next = error, tostring, tonumber, next
+local error, tostring, tonumber, next, pcall, pairs, type = error, tostring, tonumber, next, pcall, pairs, type
 local ngx = ngx
 
 local _M = {}
@@ -40,6 +40,52 @@ local function rate_limits(text)
     return out
 end
 
+-- APP_STORE: a file path, or a postgresql:// URL (tiktok.store.postgres,
+-- the lua-tiktok-postgres rock; several machines may share it).
+-- APP_STORE_KEY: 64 hex characters; tokens and app secrets are then
+-- encrypted at rest (AES-256-GCM) in either store.
+local function store_spec(text, key)
+    if key and not key:match("^" .. ("%x"):rep(64) .. "$") then
+        bad("APP_STORE_KEY must be 64 hex characters (32 random bytes: openssl rand -hex 32)")
+    end
+    if text:match("^postgres") then
+        if not text:match("^postgres[q]?[l]?://") then
+            bad("APP_STORE must be a file path or a postgresql:// URL")
+        end
+        local ok, why = pcall(require, "tiktok.store.postgres")
+        if not ok then
+            bad("APP_STORE is a PostgreSQL URL but the lua-tiktok-postgres module cannot be loaded ("
+                .. tostring(why):match("^[^\n]*") .. "); build it with make")
+        end
+        return { kind = "postgres", conninfo = text, schema = "tiktok", key = key }
+    end
+    if text:sub(1, 1) ~= "/" then bad("APP_STORE must be an absolute file path or a postgresql:// URL") end
+    return { kind = "file", path = text, dir = text:match("^(.*)/[^/]*$"), key = key }
+end
+
+--- config.store([suffix]) -> the store: the app's own (accounts of the
+-- environment's TikTok app, the app configurations), or, with `suffix`
+-- (a stored app configuration's id), that app's accounts, uploads and jobs.
+-- Each TikTok app has a store of its own so that its jobs are run only with
+-- its own credentials.
+function _M.store(suffix)
+    local s = cfg.store_spec
+    if s.kind == "postgres" then
+        return require("tiktok.store.postgres").new({ conninfo = s.conninfo, key = s.key,
+            schema = suffix and (s.schema .. "_app_" .. suffix) or s.schema })
+    end
+    return tiktok.store.file({ path = suffix and (s.dir .. "/app-" .. suffix .. ".json") or s.path, key = s.key })
+end
+
+-- The tiktok.connect options every TikTok app shares (hosts, limits, relay).
+function _M.shared_opts()
+    return {
+        api_base = cfg.api_base, auth_base = cfg.auth_base, ca_file = cfg.ca_file,
+        rate_limits = cfg.rate_limits, relay_allow_private = cfg.relay_allow_private,
+        relay_ca_file = cfg.relay_ca_file,
+    }
+end
+
 --- config.load() -> cfg: reads and checks the configuration; a mistake
 -- stops nginx from starting with a message, instead of failing on first use.
 function _M.load()
@@ -53,8 +99,10 @@ function _M.load()
             .. "APP_PROXY_SECRET (see examples/openresty/README.md, Who is asking)")
     end
     local c = {
-        client_key = env("TIKTOK_CLIENT_KEY", true),
-        client_secret = env("TIKTOK_CLIENT_SECRET", true),
+        -- the TikTok app of the environment (optional: without it every
+        -- workspace configures its own on the page)
+        client_key = env("TIKTOK_CLIENT_KEY"),
+        client_secret = env("TIKTOK_CLIENT_SECRET"),
         api_base = env("TIKTOK_API_BASE"),
         auth_base = env("TIKTOK_AUTH_BASE"),
         ca_file = env("TIKTOK_CA_FILE"),
@@ -68,7 +116,22 @@ function _M.load()
         proxies = {},
         proxy_secret = env("APP_PROXY_SECRET"),
         rate_limits = rate_limits(env("TIKTOK_RATE_LIMITS")),
+        relay_allow_private = env("APP_RELAY_ALLOW_PRIVATE") == "1",
+        relay_ca_file = env("APP_RELAY_CA_FILE"),
+        webhook_secret = env("APP_WEBHOOK_SECRET"),
+        job_concurrency = tonumber(env("APP_JOB_CONCURRENCY") or "4"),
     }
+    if (c.client_key == nil) ~= (c.client_secret == nil) then
+        bad("TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET go together (or leave both unset: each workspace "
+            .. "then configures its own TikTok app on the page)")
+    end
+    if c.webhook_secret and #c.webhook_secret < 32 then
+        bad("APP_WEBHOOK_SECRET must be at least 32 characters (it signs the job events the app sends itself)")
+    end
+    if not c.job_concurrency or c.job_concurrency < 1 or c.job_concurrency > 16 then
+        bad("APP_JOB_CONCURRENCY must be 1 to 16")
+    end
+    c.store_spec = store_spec(c.store, env("APP_STORE_KEY"))
     if c.files_dir then c.files_dir = c.files_dir:gsub("/+$", "") end
     for addr in (env("APP_TRUSTED_PROXIES") or ""):gmatch("[^%s,]+") do c.proxies[addr] = true end
     c.trust_proxy = next(c.proxies) ~= nil
@@ -94,33 +157,121 @@ function _M.load()
     cfg = c
     _M.cfg = c
     -- Build a connection once to check the options (nothing is sent).
-    local conn, err = tiktok.connect(_M.conn_opts("tiktok"))
-    if not conn then bad(tostring(err)) end
-    conn:close()
+    if c.client_key then
+        local conn, err = tiktok.connect(_M.conn_opts("tiktok"))
+        if not conn then bad(tostring(err)) end
+        conn:close()
+    end
     return c
 end
 
-function _M.conn_opts(pool)
-    return {
-        client_key = cfg.client_key, client_secret = cfg.client_secret, redirect_uri = cfg.redirect_uri,
-        api_base = cfg.api_base, auth_base = cfg.auth_base, ca_file = cfg.ca_file, audited = cfg.audited,
-        rate_limits = cfg.rate_limits,
-        store = tiktok.store.file({ path = cfg.store }),
-        thread_pool = pool, thread_pool_size = THREAD_POOL_SIZE,
-        log = function(level, msg) ngx.log(level == "error" and ngx.ERR or ngx.INFO, "tiktok: ", msg) end,
-    }
+local function log(level, msg)
+    ngx.log(level == "error" and ngx.ERR or ngx.INFO, "tiktok: ", msg)
 end
 
---- config.conn([kind]) -> this worker's connection: "main" (pool tiktok:
--- exchange, accounts, creator_info, post init, status) or "upload" (pool
--- tiktok_upload: the chunk uploads), both on the one store.
+-- Options common to every connection of this app: the thread pool and the
+-- handlers' budget rule (a web handler never waits for a rate budget: it
+-- answers 429 with Retry-After; the job workers wait).
+local function runtime_opts(o, pool)
+    o.thread_pool, o.thread_pool_size, o.log = pool, THREAD_POOL_SIZE, log
+    if pool == "tiktok" then o.budget_wait_ms = 0 end
+    return o
+end
+
+function _M.conn_opts(pool)
+    local o = _M.shared_opts()
+    o.client_key, o.client_secret, o.redirect_uri = cfg.client_key, cfg.client_secret, cfg.redirect_uri
+    o.audited = cfg.audited
+    o.store = _M.store()
+    return runtime_opts(o, pool)
+end
+
+--- config.conn([kind]) -> this worker's connection of the environment's
+-- TikTok app: "main" (pool tiktok: exchange, accounts, creator_info,
+-- status) or "upload" (pool tiktok_upload: the job steps, chunk uploads),
+-- both on the one store. nil when the environment names no TikTok app.
 function _M.conn(kind)
+    if not cfg.client_key then return nil end
     if not conns then
         local main = assert(tiktok.connect(_M.conn_opts("tiktok")))
         local upload = assert(tiktok.connect(_M.conn_opts("tiktok_upload")))
         conns = { main = main, upload = upload }
     end
     return conns[kind or "main"]
+end
+
+-- ---------------------------------------------------- stored TikTok apps
+
+local apps_obj   -- tiktok.apps on the app's own store (this worker)
+local app_conns = {}   -- id -> { version, main, upload }
+
+--- config.apps() -> tiktok.apps{ store = the app's store }
+function _M.apps()
+    if not apps_obj then
+        apps_obj = tiktok.apps({ store = _M.store(), connect = _M.shared_opts() })
+    end
+    return apps_obj
+end
+
+-- lua-tiktok's worker-thread VMs keep one connection per client key, hosts
+-- and store; a new client secret of the same app would not reach them. The
+-- app's version (updated_at) joins that key, so an edited secret is used at
+-- once. (openresty.call computes and keeps the key on its first call; the
+-- function argument makes that call stop right there, before any thread.)
+local function versioned(conn, version)
+    pcall(require("tiktok.openresty").call, conn, "conn", "ping", function() end)
+    if type(conn._thread_cfg) == "table" then
+        conn._thread_cfg.key = conn._thread_cfg.key .. "|v" .. tostring(version)
+    end
+    return conn
+end
+
+--- config.app_conn(app, kind) -> the connection of a stored TikTok app
+-- (the public view from apps:list / apps:get: id, updated_at, owner,
+-- workspace), "main" or "upload"; nil, err. Made again when the
+-- configuration changed.
+function _M.app_conn(app, kind)
+    local c = app_conns[app.id]
+    local version = tostring(app.updated_at) .. "/" .. tostring(app.secret_hint)
+    if not c or c.version ~= version then
+        local as = { user = app.owner, workspace = app.workspace }
+        c = { version = version }
+        for k, pool in pairs({ main = "tiktok", upload = "tiktok_upload" }) do
+            local o = runtime_opts({ as = as, store = _M.store(app.id) }, pool)
+            for sk, v in pairs(_M.shared_opts()) do o[sk] = v end
+            local conn, err = _M.apps():connect(app.id, o)
+            if not conn then return nil, err end
+            c[k] = versioned(conn, version)
+        end
+        app_conns[app.id] = c
+    end
+    return c[kind or "main"]
+end
+
+-- ------------------------------------------- the app's own worker threads
+
+-- Store work of this app (app configurations, jobs) runs in the thread
+-- pool tiktok_app, never on the event loop: a file lock or a PostgreSQL
+-- query may wait. A semaphore keeps the queue inside max_queue.
+local APP_POOL, APP_POOL_SIZE = "tiktok_app", 34     -- threads + max_queue in nginx.conf
+local app_sema
+
+--- config.offload(op, args) -> what tiktok_app.work's op returns (res | nil, err)
+function _M.offload(op, args)
+    if not app_sema then app_sema = require("ngx.semaphore").new(APP_POOL_SIZE) end
+    local ok, werr = app_sema:wait(30)
+    if not ok then
+        return nil, tiktok.errors.new("busy", "the app's store threads stayed busy (" .. tostring(werr) .. ")",
+                                      { retryable = true })
+    end
+    local tok, res, err = ngx.run_worker_thread(APP_POOL, "tiktok_app.thread", "call",
+                                                { store = cfg.store_spec, shared = _M.shared_opts() }, op, args)
+    app_sema:post(1)
+    if not tok then
+        return nil, tiktok.errors.new("internal_error", "the app's store thread failed: " .. tostring(res))
+    end
+    if err ~= nil then return nil, tiktok.errors.restore(err) end
+    return res
 end
 
 --- config.init_worker(): creates every worker-thread Lua VM now, with
@@ -133,7 +284,7 @@ end
 function _M.init_worker()
     local n = _M.VM_POOL_SIZE
     local started = ngx.now()
-    local ok, err = tiktok.warm_threads({ pools = { "tiktok", "tiktok_upload" }, vms = n,
+    local ok, err = tiktok.warm_threads({ pools = { "tiktok", "tiktok_upload", "tiktok_app" }, vms = n,
         on_done = function(ready, last_err)
             ngx.update_time()
             ngx.log(ready == n and ngx.NOTICE or ngx.WARN, "tiktok example: ", ready, " of ", n,

@@ -110,12 +110,12 @@ end
 
 --- identity.request(m) -> who | nil (after answering): how every route
 -- that acts for a user begins: the method (405), the user (401) and, for
--- a POST, the same-origin check (403).
+-- a POST or DELETE, the same-origin check (403).
 function _M.request(m)
     if not reply.method(m) then return nil end
     local who = _M.need()
     if not who then return nil end
-    if m == "POST" and not _M.same_origin() then return nil end
+    if m ~= "GET" and not _M.same_origin() then return nil end
     return who
 end
 

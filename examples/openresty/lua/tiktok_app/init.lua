@@ -7,7 +7,10 @@
 --   identity.lua   who is asking: trusted proxy header or the session cookie
 --   accounts.lua   connect (Login Kit), callback, the accounts, creator_info
 --   files.lua      which server file a post's video_file names
---   posts.lua      post, status, resume, caption preview
+--   posts.lua      post (as a job), status, resume, caption preview, jobs
+--   apps.lua       the settings: TikTok app configurations and their check
+--   queue.lua      the job workers (nginx timers), job events as webhooks
+--   work.lua       the store work run in the app's own worker threads
 --
 -- Every lua-tiktok call is made from a content handler or a timer, where
 -- the library runs it in an nginx worker thread: the event loop never waits
@@ -24,6 +27,8 @@ local reply = require "tiktok_app.reply"
 local identity = require "tiktok_app.identity"
 local accounts = require "tiktok_app.accounts"
 local posts = require "tiktok_app.posts"
+local apps = require "tiktok_app.apps"
+local queue = require "tiktok_app.queue"
 
 local ngx = ngx
 
@@ -44,8 +49,12 @@ function _M.init()
     f:close()
 end
 
--- init_worker_by_lua: every worker-thread VM made and loaded before traffic.
-_M.init_worker = config.init_worker
+-- init_worker_by_lua: every worker-thread VM made and loaded before
+-- traffic, and the job workers' timers.
+function _M.init_worker()
+    config.init_worker()
+    queue.init_worker()
+end
 
 -- GET /tiktok/: the page.
 function _M.page()
@@ -66,5 +75,16 @@ _M.create_post = posts.create
 _M.post_status = posts.status
 _M.resume_post = posts.resume
 _M.preview = posts.preview
+_M.jobs = posts.jobs
+_M.job = posts.job
+_M.apps = function()
+    if ngx.req.get_method() == "POST" then return apps.create() end
+    return apps.list()
+end
+_M.app = apps.one
+_M.check_app = apps.check
+_M.check_account = apps.check_account
+_M.job_webhook = queue.receive
+_M.events = queue.events
 
 return _M

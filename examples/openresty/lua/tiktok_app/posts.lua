@@ -14,17 +14,16 @@ local reply = require "tiktok_app.reply"
 local identity = require "tiktok_app.identity"
 local accounts = require "tiktok_app.accounts"
 local files = require "tiktok_app.files"
+local queue = require "tiktok_app.queue"
 
 local type, pairs, ipairs, tostring, pcall = type, pairs, ipairs, tostring, pcall
 local concat, sort = table.concat, table.sort
 local floor = math.floor
 local ngx = ngx
-local conn = config.conn
 local as_of = identity.as_of
 
 local _M = {}
 
-local POST_TTL = 86400           -- how long the shared dict remembers a post's account and owner
 local FINAL = { PUBLISH_COMPLETE = true, SEND_TO_USER_INBOX = true, FAILED = true }
 
 -- ------------------------------------------------------------ the request
@@ -145,20 +144,7 @@ end
 
 -- ------------------------------------------------- what this app remembers
 
-local function remember(publish_id, t)
-    local dict = ngx.shared.tiktok_posts
-    local old = dict:get(publish_id)
-    local rec = old and json.decode(old) or {}
-    for k, v in pairs(t) do
-        if is_null(v) then rec[k] = nil else rec[k] = v end
-    end
-    dict:set(publish_id, assert(json.encode(rec)), POST_TTL)
-end
-
-local function recall(publish_id)
-    local s = ngx.shared.tiktok_posts:get(publish_id)
-    return s and json.decode(s) or {}
-end
+local remember, recall = queue.remember, queue.recall
 
 local function mine(rec, who)
     return rec.owner == who.user or (rec.workspace ~= nil and rec.workspace == who.workspace)
@@ -178,15 +164,24 @@ local function own_post(id, who)
     return rec
 end
 
+-- The upload connection (pool tiktok_upload) of a TikTok app source.
+local function upload_conn(src)
+    if src.app then return config.app_conn(src.app, "upload") end
+    return config.conn("upload")
+end
+
 -- ----------------------------------------------------------- the uploads
 
--- Timer: sends the file of a detached post (the journal in the store says
--- what is left), on the upload thread pool. The handler has answered already.
-local function upload_job(premature, publish_id, who)
+-- Timer: sends what is left of a file post (the journal in the store says
+-- what), on the upload thread pool, after POST .../resume.
+local function upload_job(premature, publish_id, who, src)
     if premature then return end   -- nginx is stopping: the journal keeps the rest for POST .../resume
     remember(publish_id, { upload = "running" })
-    local ok, res, err = pcall(tiktok.resume, { connection = conn("upload"), publish_id = publish_id,
-                                                as = who, wait = false })
+    local c, cerr = upload_conn(src)
+    local ok, res, err = true, nil, cerr
+    if c then
+        ok, res, err = pcall(tiktok.resume, { connection = c, publish_id = publish_id, as = who, wait = false })
+    end
     if not ok then
         err = tiktok.errors.new("internal_error", "the upload stopped: " .. tostring(res))
         res = nil
@@ -199,8 +194,8 @@ local function upload_job(premature, publish_id, who)
     end
 end
 
-local function start_upload(publish_id, who)
-    local ok, terr = ngx.timer.at(0, upload_job, publish_id, as_of(who))
+local function start_upload(publish_id, who, src)
+    local ok, terr = ngx.timer.at(0, upload_job, publish_id, as_of(who), src)
     if not ok then
         return nil, tiktok.errors.new("busy", "cannot start the upload now (" .. tostring(terr)
                                       .. "); resume it with POST /tiktok/posts/" .. publish_id .. "/resume",
@@ -209,41 +204,99 @@ local function start_upload(publish_id, who)
     return true
 end
 
+-- ------------------------------------------------------------------ jobs
+
+local FINAL_JOB = { published = true, inbox = true, failed = true, cancelled = true, ambiguous = true }
+local WAIT_FOR_INIT = 10     -- seconds POST /tiktok/posts waits for TikTok's answer to the init
+
+-- The idempotency key (Idempotency-Key header, or the body's `key`) and
+-- the time to post at (`at`, Unix seconds), taken out of the body.
+local function job_fields(body)
+    local key = ngx.var.http_idempotency_key
+    if body.key ~= nil then key = body.key end
+    body.key = nil
+    local at = body.at
+    body.at = nil
+    if key ~= nil and (type(key) ~= "string" or key == "" or #key > 200 or key:find("[%c]")) then
+        return nil, nil, "the idempotency key (Idempotency-Key header or key) must be 1 to 200 characters"
+    end
+    if at ~= nil and at ~= json.null and (type(at) ~= "number" or at ~= floor(at) or at < 0 or at >= 2^40) then
+        return nil, nil, "at (when to post) must be a time in Unix seconds"
+    end
+    if at == json.null then at = nil end
+    return key, at
+end
+
+--- posts.job_view(job, src) -> a job as the page and the API show it
+function _M.job_view(job, meta)
+    meta = meta or {}
+    local v = { id = job.id, state = job.state, publish_id = job.publish_id, status = job.status,
+                fail_reason = job.fail_reason, attempts = job.attempts, run_at = job.run_at,
+                created_at = job.created_at, updated_at = job.updated_at, waiting = job.waiting,
+                final = FINAL_JOB[job.state] == true, post_ids = reply.list(job.post_ids),
+                app = meta.app, open_id = meta.open_id, source = meta.source, key = meta.key }
+    if type(job.error) == "table" then v.error = reply.error_body(tiktok.errors.restore(job.error)) end
+    return v
+end
+
+-- The job until TikTok has answered its init (or WAIT_FOR_INIT passed).
+local function wait_for_init(app_id, job, who)
+    local deadline = ngx.now() + WAIT_FOR_INIT
+    local pause = 0.05
+    while not job.publish_id and not FINAL_JOB[job.state] and ngx.now() < deadline do
+        ngx.sleep(pause)
+        pause = math.min(pause * 2, 0.5)
+        ngx.update_time()
+        local j = config.offload("jobs_get", { app = app_id, id = job.id, as = as_of(who) })
+        if j then job = j end
+    end
+    return job
+end
+
 -- ----------------------------------------------------------------- routes
 
--- POST /tiktok/posts (JSON): validates, starts the post, answers 202 with
--- the publish_id as soon as TikTok has accepted the init.
+-- POST /tiktok/posts (JSON): validates the request's shape and enqueues a
+-- job; waits a few seconds for TikTok's answer to the init, then answers
+-- 202 with the job and (once known) the publish_id. A post refused before
+-- init (invalid settings, ...) answers the error, with the job.
 function _M.create()
     local who = identity.request("POST")
     if not who then return end
     local body, err = read_json_body()
     if not body then return reply.fail(err) end
+    local key, at, kerr = job_fields(body)
+    if kerr then return reply.fail_with(400, "invalid_argument", kerr) end
     local req
     req, err = _M.request(body, who)
     if not req then return reply.fail(err) end
-    local open_id
-    open_id, err = accounts.pick(who, req.account)
-    if not open_id then return reply.fail(err) end
-    req.connection, req.account, req.as = conn(), open_id, as_of(who)
+    local open_id, src = accounts.pick(who, req.account)
+    if not open_id then return reply.fail(src) end
+    req.account = open_id
     req.wording = "labels"     -- problems name the page's fields ("Video URL"), not Lua options
-    if req.video_file then
-        req.detach = true      -- creator_info + validation + init + journal; the bytes go from a timer
-    else
-        req.wait = false       -- TikTok pulls the URL itself: nothing to wait for here
+    local app_id = src.app and src.id or nil
+    local job
+    job, err = config.offload("jobs_enqueue", { app = app_id, opts = {
+        key = key and ("user:" .. who.user .. "|" .. key) or nil, at = at, as = as_of(who), post = req } })
+    if not job then return reply.fail(err) end
+    local meta = { app = src.id, open_id = open_id, owner = who.user, workspace = who.workspace, key = key,
+                   source = req.video_file and "FILE_UPLOAD" or (req.photo_urls and "PHOTO" or "PULL_FROM_URL") }
+    queue.keep_meta(job.id, meta)
+    queue.kick(src.app or { id = "default" })
+    if not at or at <= ngx.time() then job = wait_for_init(app_id, job, who) end
+    local out = _M.job_view(job, meta)
+    if job.publish_id then remember(job.publish_id, { job = job.id, app = src.id, open_id = open_id,
+                                                       owner = who.user, workspace = who.workspace,
+                                                       source = meta.source }) end
+    if not job.publish_id and FINAL_JOB[job.state] and out.error then
+        local e = tiktok.errors.restore(job.error)
+        return reply.send(tiktok.errors.http_status(e), { error = reply.error_body(e), job = out })
     end
-    local res
-    res, err = tiktok.post(req)
-    if not res then return reply.fail(err) end
-    remember(res.publish_id, { open_id = open_id, owner = who.user, workspace = who.workspace,
-                               source = req.video_file and "FILE_UPLOAD" or "PULL_FROM_URL",
-                               upload = req.video_file and "queued" or nil })
-    if req.video_file then
-        local ok, terr = start_upload(res.publish_id, who)
-        if not ok then return reply.fail(terr) end
+    out.job = _M.job_view(job, meta)
+    if out.publish_id and not out.status then
+        out.status = req.video_file and "PROCESSING_UPLOAD" or "PROCESSING_DOWNLOAD"
     end
-    ngx.header["Location"] = "/tiktok/posts/" .. res.publish_id
-    return reply.send(202, { publish_id = res.publish_id, status = res.status, open_id = open_id,
-                             privacy = res.privacy, caption = res.caption, mode = res.mode })
+    ngx.header["Location"] = job.publish_id and ("/tiktok/posts/" .. job.publish_id) or ("/tiktok/jobs/" .. job.id)
+    return reply.send(202, out)
 end
 
 -- How the routes about one post begin: the user, the publish_id of the
@@ -260,12 +313,18 @@ end
 
 -- The post's TikTok status, read with the account that made it.
 local function fetch_status(who, id, rec)
-    local open_id, err = accounts.pick(who, reply.arg("account") or rec.open_id)
-    if not open_id then return nil, err end
-    local st
-    st, err = tiktok.status({ connection = conn(), account = open_id, publish_id = id, as = as_of(who) })
+    local open_id, src = accounts.pick(who, reply.arg("account") or rec.open_id)
+    if not open_id then return nil, src end
+    local st, err = tiktok.status({ connection = src.conn, account = open_id, publish_id = id, as = as_of(who) })
     if not st then return nil, err end
-    return st, open_id
+    return st, open_id, src
+end
+
+-- The job of a post this app remembers (nil when none or unreadable).
+local function job_of(rec, who)
+    if not rec.job then return nil end
+    return config.offload("jobs_get", { app = rec.app ~= "default" and rec.app or nil, id = rec.job,
+                                        as = as_of(who) })
 end
 
 -- GET /tiktok/posts/<publish_id>[?account=open_id]
@@ -276,11 +335,22 @@ function _M.status()
         return reply.send(200, { publish_id = id, status = "FAILED", final = true, fail_reason = rec.error.code,
                                  error = rec.error, upload = "failed", post_ids = reply.list() })
     end
+    local job = job_of(rec, who)
+    local file = rec.source == "FILE_UPLOAD"
+    if job and not rec.upload and job.state == "failed" and type(job.error) == "table" then
+        local v = _M.job_view(job, rec)
+        return reply.send(200, { publish_id = id, open_id = rec.open_id, status = "FAILED", final = true,
+                                 fail_reason = job.fail_reason or v.error.code, error = v.error,
+                                 upload = file and "failed" or nil, post_ids = reply.list(), job = v })
+    end
     local st, open_id = fetch_status(who, id, rec)
     if not st then return reply.fail(open_id) end
+    local upload = rec.upload
+    if not upload and file then upload = st.status == "PROCESSING_UPLOAD" and "running" or "done" end
     local out = { publish_id = id, open_id = open_id, status = st.status, final = FINAL[st.status] == true,
                   fail_reason = st.fail_reason, post_ids = reply.list(st.post_ids),
-                  uploaded_bytes = st.uploaded_bytes, downloaded_bytes = st.downloaded_bytes, upload = rec.upload }
+                  uploaded_bytes = st.uploaded_bytes, downloaded_bytes = st.downloaded_bytes, upload = upload,
+                  job = job and _M.job_view(job, rec) or nil }
     if st.status == "FAILED" then
         out.error = reply.error_body(tiktok.errors.from_fail_reason(st.fail_reason, id))
     end
@@ -288,7 +358,7 @@ function _M.status()
 end
 
 -- POST /tiktok/posts/<publish_id>/resume[?account=open_id]: finish an upload
--- that a restart of nginx interrupted (the store's journal knows where it
+-- that TikTok's upload host refused (the store's journal knows where it
 -- stopped). Answers 200 with the status when there is nothing left to do.
 function _M.resume()
     local who, id, rec = post_route("POST")
@@ -297,16 +367,69 @@ function _M.resume()
         return reply.send(202, { publish_id = id, upload = rec.upload })
     end
     -- The status call checks that this user may use the post's account.
-    local st, open_id = fetch_status(who, id, rec)
+    local st, open_id, src = fetch_status(who, id, rec)
     if not st then return reply.fail(open_id) end
     if st.status ~= "PROCESSING_UPLOAD" then
         return reply.send(200, { publish_id = id, status = st.status, final = FINAL[st.status] == true })
     end
     remember(id, { open_id = open_id, owner = rec.owner or who.user, workspace = rec.workspace or who.workspace,
                    upload = "queued", error = json.null })
-    local ok, err = start_upload(id, who)
+    local ok, err = start_upload(id, who, src)
     if not ok then return reply.fail(err) end
     return reply.send(202, { publish_id = id, upload = "queued" })
+end
+
+-- The sources whose jobs `who` may see (the one named by ?app=, or all).
+local function job_sources(who)
+    local list, err = accounts.sources(who)
+    if not list then return nil, err end
+    return list
+end
+
+-- GET /tiktok/jobs: the user's recent jobs (newest first, 20), every TikTok app.
+function _M.jobs()
+    local who = identity.request("GET")
+    if not who then return end
+    local srcs, err = job_sources(who)
+    if not srcs then return reply.fail(err) end
+    local all = {}
+    for _, src in ipairs(srcs) do
+        local list
+        list, err = config.offload("jobs_list", { app = src.app and src.id or nil, as = as_of(who), limit = 20 })
+        if not list then return reply.fail(err) end
+        for _, j in ipairs(list) do all[#all + 1] = { job = j, src = src } end
+    end
+    table.sort(all, function(a, b)
+        if a.job.created_at ~= b.job.created_at then return a.job.created_at > b.job.created_at end
+        return a.job.id > b.job.id
+    end)
+    local out = reply.list()
+    for i = 1, math.min(#all, 20) do
+        local j = all[i].job
+        local meta = ngx.shared.tiktok_posts:get("job:" .. j.id)
+        meta = meta and json.decode(meta) or { app = all[i].src.id }
+        out[i] = _M.job_view(j, meta)
+    end
+    return reply.send(200, { jobs = out })
+end
+
+-- GET /tiktok/jobs/<id>: one job of the user's (any of their TikTok apps).
+function _M.job()
+    local who = identity.request("GET")
+    if not who then return end
+    local id = reply.path_id("job_id", "^job_%x+$", "a job id")
+    if not id then return end
+    local srcs, err = job_sources(who)
+    if not srcs then return reply.fail(err) end
+    for _, src in ipairs(srcs) do
+        local j, jerr = config.offload("jobs_get", { app = src.app and src.id or nil, id = id, as = as_of(who) })
+        if j then
+            local meta = ngx.shared.tiktok_posts:get("job:" .. j.id)
+            return reply.send(200, _M.job_view(j, meta and json.decode(meta) or { app = src.id }))
+        end
+        if jerr and jerr.code ~= "not_found" then return reply.fail(jerr) end
+    end
+    return reply.fail_with(404, "not_found", "no job " .. id .. " of yours")
 end
 
 -- What the server's own rule says about a (rendered) video URL, so that the
