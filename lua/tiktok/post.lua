@@ -18,6 +18,7 @@ local fields = require "tiktok.fields"
 local settings = require "tiktok.settings"
 local openresty = require "tiktok.openresty"
 local relay = require "tiktok.relay"
+local chunks = require "tiktok.chunks"
 
 local type, pairs, ipairs, error, tostring, getmetatable = type, pairs, ipairs, error, tostring, getmetatable
 local min, floor = math.min, math.floor
@@ -134,74 +135,6 @@ local function upload_finished(conn, opts, file, publish_id)
     return st ~= nil and (st.uploaded_bytes == file.size or st.status ~= "PROCESSING_UPLOAD")
 end
 
--- Failures of a chunk's transfer that another attempt cannot fix (the
--- file, or a relayed URL the relay refuses or cannot read as a video).
-local FATAL_TRANSFER = { file = true, invalid_argument = true, relay_refused = true, unsupported_media = true }
-
-local REFUSED = {
-    [400] = "TikTok refused the chunk's headers (HTTP 400)",
-    [403] = "the upload URL expired (TikTok allows one hour); post again",
-    [404] = "TikTok has no upload task for this URL (HTTP 404); post again",
-    [416] = "TikTok refused the chunk's Content-Range (HTTP 416)",
-}
-
--- Reads TikTok's answer to one chunk PUT. Returns one of
---   "ok", bytes_done        the chunk arrived (the last one: the whole file)
---   "resync", bytes_done    TikTok has another idea of our progress (416 with
---                           its Content-Range): continue from there
---   "retry", err            worth sending the chunk again (5xx, 429, reset, timeout)
---   "fatal", err            stop: the post cannot be uploaded
--- `last` says whether this was the final chunk, `lost` whether the previous
--- attempt died in transit (so a 4xx may mean the chunk had arrived).
-local function classify(res, err, chunk, size, last)
-    if not res then
-        if FATAL_TRANSFER[err.code] then return "fatal", err end
-        return "retry", err
-    end
-    local status, range_end = res.status, res.last and res.last + 1
-    if status >= 200 and status < 300 then
-        if last then
-            -- 201 is TikTok's documented answer; any 2xx whose Content-Range
-            -- covers the whole file means the same.
-            if status == 201 or range_end == size then return "ok", size end
-            return "fatal", errors.new("upload_failed", "TikTok answered HTTP " .. status .. " to the last "
-                                       .. "chunk" .. (range_end and (" with " .. range_end .. " of " .. size
-                                       .. " bytes acknowledged") or " without saying the file is complete"),
-                                       { http_status = status })
-        end
-        local got = range_end or (chunk.offset + chunk.length)
-        if status ~= 206 then
-            return "fatal", errors.new("upload_failed", "TikTok answered HTTP " .. status .. " to chunk "
-                                       .. chunk.number .. " of " .. chunk.count .. " (206 expected)",
-                                       { http_status = status })
-        end
-        if got ~= chunk.offset + chunk.length then
-            return "retry", errors.new("upload_failed", "TikTok acknowledged " .. got .. " bytes where "
-                                       .. (chunk.offset + chunk.length) .. " were sent",
-                                       { class = "transient" })
-        end
-        return "ok", got
-    end
-    if status == 416 and (range_end or (res.total == size and res.first == nil)) then
-        return "resync", range_end or 0        -- "bytes */total": nothing has arrived
-    end
-    if status >= 500 or status == 429 then
-        return "retry", errors.new(status == 429 and "rate_limit_exceeded" or "internal_error",
-                                   "TikTok's upload host answered HTTP " .. status, { http_status = status })
-    end
-    return "fatal", errors.new("upload_failed", REFUSED[status] or ("TikTok answered HTTP " .. status
-                               .. " to a chunk upload"), { http_status = status })
-end
-
--- The chunk index that starts at byte `have` (count when have == size).
-local function chunk_at(file, have)
-    if have == file.size then return file.count end
-    for i = 0, file.count - 1 do
-        if core.chunk_range(file.size, file.chunk_size, file.count, i) == have then return i end
-    end
-    return nil
-end
-
 -- Uploads every chunk from file.next (0-based). At most upload_retries
 -- attempts in a row may fail to move the upload past the furthest point it
 -- ever reached (a retry, or a resync to TikTok's progress that is not
@@ -234,7 +167,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
                                                 .. "tiktok.resume continues it from there"), publish_id)
         end
         local last = index == file.count - 1
-        local verdict, v = classify(res, err, chunk, file.size, last)
+        local verdict, v = chunks.classify(res, err, chunk, file.size, last)
         if verdict == "fatal" and lost and last and res and res.status < 500
            and upload_finished(conn, opts, file, publish_id) then
             verdict, v = "ok", file.size      -- the last chunk arrived before the connection died
@@ -245,7 +178,7 @@ local function upload(conn, opts, publish_id, upload_url, file)
             if done > best then best, attempts = done, 0 end
             if file.journal and index < file.count then file.journal(index) end
         elseif verdict == "resync" then
-            local at = chunk_at(file, v)
+            local at = chunks.chunk_at(file, v)
             if not at then
                 return nil, with_publish(errors.new("upload_failed", "TikTok's upload progress (" .. v
                                          .. " bytes) is not on a chunk boundary"), publish_id)

@@ -49,6 +49,7 @@
 local core = require "tiktok.core"
 local util = require "tiktok.util"
 local errors = require "tiktok.errors"
+local chunks = require "tiktok.chunks"
 
 local type, tostring, min = type, tostring, math.min
 
@@ -188,52 +189,9 @@ function _M.put_chunk(ctx, src, upload_url, chunk)
     return out
 end
 
-local FATAL = { relay_refused = true, unsupported_media = true, file = true, invalid_argument = true }
+-- The default reading of a chunk's answer: tiktok.chunks', as tiktok.post's.
+_M.classify = chunks.classify
 
--- The default reading of a chunk's answer (as tiktok.post's classify):
--- "ok", bytes | "resync", bytes | "retry", err | "fatal", err.
-function _M.classify(res, err, chunk, size, last)
-    if not res then
-        if FATAL[err.code] then return "fatal", err end
-        return "retry", err
-    end
-    local status, range_end = res.status, res.last and res.last + 1
-    if status >= 200 and status < 300 then
-        if last then
-            if status == 201 or range_end == size then return "ok", size end
-            return "fatal", errors.new("upload_failed", "the upload host answered HTTP " .. status
-                                       .. " to the last chunk without saying the file is complete",
-                                       { http_status = status })
-        end
-        if status ~= 206 then
-            return "fatal", errors.new("upload_failed", "the upload host answered HTTP " .. status .. " to chunk "
-                                       .. chunk.number .. " (206 expected)", { http_status = status })
-        end
-        local got = range_end or (chunk.offset + chunk.length)
-        if got ~= chunk.offset + chunk.length then
-            return "retry", errors.new("upload_failed", "the upload host acknowledged " .. got .. " bytes where "
-                                       .. (chunk.offset + chunk.length) .. " were sent", { class = "transient" })
-        end
-        return "ok", got
-    end
-    if status == 416 and (range_end or (res.total == size and res.first == nil)) then
-        return "resync", range_end or 0
-    end
-    if status >= 500 or status == 429 then
-        return "retry", errors.new(status == 429 and "rate_limit_exceeded" or "internal_error",
-                                   "the upload host answered HTTP " .. status, { http_status = status })
-    end
-    return "fatal", errors.new("upload_failed", "the upload host answered HTTP " .. status .. " to a chunk",
-                               { http_status = status })
-end
-
-local function chunk_at(plan, have)
-    if have == plan.size then return plan.count end
-    for i = 0, plan.count - 1 do
-        if core.chunk_range(plan.size, plan.chunk_size, plan.count, i) == have then return i end
-    end
-    return nil
-end
 
 function _M.upload(ctx, src, upload_url, plan, opts)
     opts = opts or {}
@@ -263,7 +221,7 @@ function _M.upload(ctx, src, upload_url, plan, opts)
             done, index = v, index + 1
             if done > best then best, attempts = done, 0 end
         elseif verdict == "resync" then
-            local at = chunk_at(plan, v)
+            local at = chunks.chunk_at(plan, v)
             if not at then
                 return nil, errors.new("upload_failed", "the upload host's progress (" .. tostring(v)
                                        .. " bytes) is not on a chunk boundary")
