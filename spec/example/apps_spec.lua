@@ -137,6 +137,7 @@ describe("examples/openresty: TikTok app configurations (issue 17)", function()
     describe("configure -> check -> connect -> post", function()
         it("saves each workspace's app; the secret is write-only (its hint only)", function()
             local status, body, h, raw = configure(ALICE, A)
+            local _
             assert.equal(201, status, raw)
             a_id = body.id
             assert.matches("^app%-%x+$", a_id)
@@ -218,7 +219,6 @@ describe("examples/openresty: TikTok app configurations (issue 17)", function()
         end)
 
         it("posts through the account's own app only", function()
-            local ids = {}
             for who, sapp in pairs({ [ALICE] = A, [BOB] = B }) do
                 local status, body, _, raw = app("POST", "/tiktok/posts", who, { json = {
                     video_url = sb.env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4", privacy = "SELF_ONLY",
@@ -229,7 +229,6 @@ describe("examples/openresty: TikTok app configurations (issue 17)", function()
                 assert.equal("published", job.state, cjson.encode(job))
                 local p = sb:post(body.publish_id)
                 assert.equal(sapp.client_key, p.client_key)
-                ids[#ids + 1] = body.publish_id
             end
             -- every request for alice's account went with app A's key, bob's with B's
             for _, e in ipairs(sb:log()) do
@@ -273,14 +272,14 @@ describe("examples/openresty: TikTok app configurations (issue 17)", function()
             status, body, _, raw = app("POST", "/tiktok/apps/" .. a_id, ALICE, { json = { name = "Acme (rotated)" } })
             assert.equal(200, status, raw)
             assert.equal("..." .. new_secret:sub(-4), body.secret_hint)
-            status, rep = app("POST", "/tiktok/apps/" .. a_id .. "/check", ALICE)
+            _, rep = app("POST", "/tiktok/apps/" .. a_id .. "/check", ALICE)
             assert.is_true(rep.ok)
             -- the account's access token expires: the refresh goes with the new secret
             local _, est = sb:admin("POST", "/tokens/expire", { open_id = alice_open_id, kind = "access" })
             assert.equal(200, est)
             local refreshes = 0
             for _, e in ipairs(sb:log({ endpoint = "oauth.token" })) do if e.status == 200 then refreshes = refreshes + 1 end end
-            status, body, _, raw = app("GET", "/tiktok/creator?account=" .. alice_open_id, ALICE)
+            status, _, _, raw = app("GET", "/tiktok/creator?account=" .. alice_open_id, ALICE)
             assert.equal(200, status, raw)
             local after = 0
             for _, e in ipairs(sb:log({ endpoint = "oauth.token" })) do if e.status == 200 then after = after + 1 end end
@@ -336,6 +335,7 @@ describe("examples/openresty: TikTok app configurations (issue 17)", function()
 
     it("removes a configuration (its owner's workspace only)", function()
         local status, body = app("DELETE", "/tiktok/apps/" .. b_id, BOB)
+        local _
         assert.equal(200, status)
         assert.is_true(body.deleted)
         _, body = app("GET", "/tiktok/apps", BOB)

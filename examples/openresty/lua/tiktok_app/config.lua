@@ -86,6 +86,26 @@ function _M.shared_opts()
     }
 end
 
+-- TIKTOK_VERIFIED_PREFIXES="https://cdn.example/ domain:example.com": the
+-- URL prefixes and domains verified for the environment's TikTok app. A
+-- Video URL outside them is relayed at once (relay = auto) instead of being
+-- offered to TikTok first.
+local function prefixes(text)
+    if not text then return nil end
+    local out = {}
+    for p in text:gmatch("[^%s,]+") do out[#out + 1] = p end
+    return out
+end
+
+local function check_jobs(c)
+    if c.webhook_secret and #c.webhook_secret < 32 then
+        bad("APP_WEBHOOK_SECRET must be at least 32 characters (it signs the job events the app sends itself)")
+    end
+    if not c.job_concurrency or c.job_concurrency < 1 or c.job_concurrency > 16 then
+        bad("APP_JOB_CONCURRENCY must be 1 to 16")
+    end
+end
+
 --- config.load() -> cfg: reads and checks the configuration; a mistake
 -- stops nginx from starting with a message, instead of failing on first use.
 function _M.load()
@@ -117,20 +137,19 @@ function _M.load()
         proxy_secret = env("APP_PROXY_SECRET"),
         rate_limits = rate_limits(env("TIKTOK_RATE_LIMITS")),
         relay_allow_private = env("APP_RELAY_ALLOW_PRIVATE") == "1",
-        relay_ca_file = env("APP_RELAY_CA_FILE"),
+        -- the relay's video hosts: APP_RELAY_CA_FILE, or (local sandbox,
+        -- APP_RELAY_ALLOW_PRIVATE=1) the sandbox's CA like its API's
+        relay_ca_file = env("APP_RELAY_CA_FILE")
+                        or (env("APP_RELAY_ALLOW_PRIVATE") == "1" and env("TIKTOK_CA_FILE") or nil),
         webhook_secret = env("APP_WEBHOOK_SECRET"),
+        verified_prefixes = prefixes(env("TIKTOK_VERIFIED_PREFIXES")),
         job_concurrency = tonumber(env("APP_JOB_CONCURRENCY") or "4"),
     }
     if (c.client_key == nil) ~= (c.client_secret == nil) then
         bad("TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET go together (or leave both unset: each workspace "
             .. "then configures its own TikTok app on the page)")
     end
-    if c.webhook_secret and #c.webhook_secret < 32 then
-        bad("APP_WEBHOOK_SECRET must be at least 32 characters (it signs the job events the app sends itself)")
-    end
-    if not c.job_concurrency or c.job_concurrency < 1 or c.job_concurrency > 16 then
-        bad("APP_JOB_CONCURRENCY must be 1 to 16")
-    end
+    check_jobs(c)
     c.store_spec = store_spec(c.store, env("APP_STORE_KEY"))
     if c.files_dir then c.files_dir = c.files_dir:gsub("/+$", "") end
     for addr in (env("APP_TRUSTED_PROXIES") or ""):gmatch("[^%s,]+") do c.proxies[addr] = true end
@@ -181,7 +200,7 @@ end
 function _M.conn_opts(pool)
     local o = _M.shared_opts()
     o.client_key, o.client_secret, o.redirect_uri = cfg.client_key, cfg.client_secret, cfg.redirect_uri
-    o.audited = cfg.audited
+    o.audited, o.verified_prefixes = cfg.audited, cfg.verified_prefixes
     o.store = _M.store()
     return runtime_opts(o, pool)
 end

@@ -148,7 +148,8 @@ function _M.receive()
     if not secret then return reply.fail_with(404, "not_found", "job webhooks are off (APP_WEBHOOK_SECRET)") end
     ngx.req.read_body()
     local body = ngx.req.get_body_data() or ""
-    local ev, err = webhook.verify(ngx.var.http_tiktok_signature, body, { client_secret = secret })
+    local ev, err = config.offload("webhook_verify", { signature = ngx.var.http_tiktok_signature, body = body,
+                                                      secret = secret })
     if not ev then return reply.fail(err) end
     local content = type(ev.content) == "table" and ev.content or {}
     local job = type(content.job) == "table" and content.job or {}

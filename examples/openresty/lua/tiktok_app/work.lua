@@ -82,6 +82,13 @@ function OPS.jobs_get(ctx, a) return jobs_of(ctx, a.app):get(a.id, { as = a.as }
 function OPS.jobs_list(ctx, a) return jobs_of(ctx, a.app):list({ as = a.as, limit = a.limit }) end
 function OPS.jobs_cancel(ctx, a) return jobs_of(ctx, a.app):cancel(a.id, { as = a.as }) end
 
+-- A job event this app sent itself: signature, age, and (with the store's
+-- claim_once) never the same delivery twice.
+function OPS.webhook_verify(ctx, a)
+    return require("tiktok.webhook").verify(a.signature, a.body, { client_secret = a.secret,
+                                                                 store = make_store(ctx.store) })
+end
+
 -- Metatables (errors, JSON arrays) do not cross back: plain copies.
 local function plain(e, depth)
     if type(e) ~= "table" then return e end
