@@ -7,7 +7,6 @@
 -- is safe (an init never is).
 local util = require "tiktok.util"
 local errors = require "tiktok.errors"
-local core = require "tiktok.core"
 local post_fields = require "tiktok.fields"
 
 local type, tostring, tonumber, concat, floor, select = type, tostring, tonumber, table.concat, math.floor, select
@@ -288,12 +287,8 @@ function _M.put_chunk(ctx, upload_url, chunk)
     if not res then
         return nil, transport_error(ctx, "chunk upload", kind, message, sent)
     end
-    local out = { status = res.status }
-    local cr = res.headers["content-range"]
-    local range = cr and core.parse_content_range(cr)
-    if range then out.first, out.last, out.total = range.first, range.last, range.total end
     log(ctx, "debug", "tiktok: chunk PUT -> HTTP " .. res.status)
-    return out
+    return require("tiktok.chunks").answer(res)
 end
 
 return _M

@@ -223,11 +223,7 @@ end
 --- apps:check(id, { as }) -> report | nil, err (tiktok.check, with the stored configuration)
 function _M:check(id, opts)
     opts = util.check_opts("apps:check", opts or {}, ID_OPTS)
-    local conn, err = self:connect(id, { as = opts.as })
-    if not conn then return nil, err end
-    local rep = conn:check()
-    conn:close()
-    return rep
+    return require("tiktok.check").with(self:connect(id, { as = opts.as }))
 end
 
 return _M

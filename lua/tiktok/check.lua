@@ -102,6 +102,15 @@ local function audit(conn)
                  .. "most 5 users a day can post through it; the posting form offers only \"Only me\"." }
 end
 
+--- check.with(conn, err) -> report | nil, err: check.app on a connection
+-- made for the purpose (tiktok.check, apps:check), closed afterwards.
+function _M.with(conn, err)
+    if not conn then return nil, err end
+    local rep = conn:check()
+    conn:close()
+    return rep
+end
+
 --- check.app(conn) -> report
 function _M.app(conn)
     return report(conn, { credentials(conn), redirect(conn), scopes(conn), audit(conn) })

@@ -4,6 +4,8 @@
 local core = require "tiktok.core"
 local errors = require "tiktok.errors"
 
+local min = math.min
+
 local _M = {}
 
 -- Failures of a chunk's transfer that another attempt cannot fix (the
@@ -73,6 +75,74 @@ function _M.chunk_at(file, have)
         if core.chunk_range(file.size, file.chunk_size, file.count, i) == have then return i end
     end
     return nil
+end
+
+--- chunks.answer(res) -> { status, first, last, total }: a chunk PUT's answer
+-- with the host's progress from its Content-Range (absent fields: nil).
+function _M.answer(res)
+    local out = { status = res.status }
+    local cr = res.headers and res.headers["content-range"]
+    local range = cr and core.parse_content_range(cr)
+    if range then out.first, out.last, out.total = range.first, range.last, range.total end
+    return out
+end
+
+--- chunks.drive(plan, o) -> bytes_done | nil, err
+-- THE upload loop: sends every chunk of plan = { size, chunk_size, count,
+-- next (0-based, default 0) } through o.put(chunk) -> res | nil, err
+-- (chunk = { offset, length, number, count }), reads each answer with
+-- o.classify (default: classify above) and goes on, resyncs or retries. At
+-- most o.retries attempts in a row may fail to move the upload past the
+-- furthest point it ever reached (a retry, or a resync that is not ahead of
+-- it), so a host that answers every PUT the same way, or sends us back and
+-- forth, cannot keep us here. Hooks (all optional):
+--   o.after(res, err, chunk, verdict, v) -> verdict, v   a second look at an answer
+--   o.on_ok(next_index)         a chunk arrived (journal it)
+--   o.on_retry(chunk, err, attempts)   before the backoff sleep
+--   o.who                       who answers, for messages ("TikTok", "the upload host")
+function _M.drive(plan, o)
+    local retries, who = o.retries or 3, o.who or "the upload host"
+    local index, attempts, done = plan.next or 0, 0, 0
+    local best = index < plan.count and core.chunk_range(plan.size, plan.chunk_size, plan.count, index) or plan.size
+    local classify = o.classify or _M.classify
+    while index < plan.count do
+        local offset, length = core.chunk_range(plan.size, plan.chunk_size, plan.count, index)
+        local chunk = { offset = offset, length = length, number = index + 1, count = plan.count, index = index }
+        local res, err = o.put(chunk)
+        if res == nil and err == nil then return nil, o.stopped end     -- put asked to stop
+        local verdict, v = classify(res, err, chunk, plan.size, index == plan.count - 1)
+        if o.after then verdict, v = o.after(res, err, chunk, verdict, v) end
+        if verdict == "ok" then
+            done, index = v, index + 1
+            if done > best then best, attempts = done, 0 end
+            if o.on_ok and index < plan.count then o.on_ok(index) end
+        elseif verdict == "resync" then
+            local at = _M.chunk_at(plan, v)
+            if not at then
+                return nil, errors.new("upload_failed", who .. "'s upload progress (" .. tostring(v)
+                                       .. " bytes) is not on a chunk boundary")
+            end
+            if v > best then best, attempts = v, 0 else attempts = attempts + 1 end
+            if attempts > retries then
+                return nil, errors.new("upload_failed", who .. " keeps refusing chunk " .. (index + 1) .. " of "
+                                       .. plan.count .. " (HTTP 416) without moving forward; post again",
+                                       { http_status = 416 })
+            end
+            index, done = at, v
+        elseif verdict == "retry" then
+            attempts = attempts + 1
+            if attempts > retries then
+                v.message = v.message .. " (chunk " .. (index + 1) .. " of " .. plan.count .. ", after "
+                            .. retries .. " retries)"
+                return nil, v
+            end
+            if o.on_retry then o.on_retry(chunk, v, attempts) end
+            core.sleep_ms(min(250 * 2 ^ (attempts - 1), 4000))
+        else
+            return nil, v
+        end
+    end
+    return done
 end
 
 return _M

@@ -146,11 +146,7 @@ end
 -- tiktok.check{ tiktok.connect options } -> report | nil, err: is this
 -- TikTok app set up right, before anybody connects (tiktok.check)?
 function _M.check(opts)
-    local conn, err = connection.new(opts)
-    if not conn then return nil, err end
-    local rep = conn:check()
-    conn:close()
-    return rep
+    return require("tiktok.check").with(connection.new(opts))
 end
 
 return _M

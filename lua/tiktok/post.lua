@@ -135,75 +135,49 @@ local function upload_finished(conn, opts, file, publish_id)
     return st ~= nil and (st.uploaded_bytes == file.size or st.status ~= "PROCESSING_UPLOAD")
 end
 
--- Uploads every chunk from file.next (0-based). At most upload_retries
--- attempts in a row may fail to move the upload past the furthest point it
--- ever reached (a retry, or a resync to TikTok's progress that is not
--- ahead of it), so an upload host that answers every PUT the same way, or
--- sends us back and forth, cannot keep us here.
+-- Uploads every chunk from file.next (0-based) through the one upload loop
+-- (tiktok.chunks.drive): from the file with pread, or from a relayed URL.
+-- Progress goes to on_progress (false stops the upload: interrupted), every
+-- chunk that arrived to the journal, every error carries the publish_id.
 local function upload(conn, opts, publish_id, upload_url, file)
-    local retries = conn:_option("upload_retries")
-    local index, attempts, done = file.next or 0, 0, 0
-    local best = core.chunk_range(file.size, file.chunk_size, file.count, index)
-    local stopped = false
-    local lost = false
-    while index < file.count do
-        local offset, length = core.chunk_range(file.size, file.chunk_size, file.count, index)
-        local chunk = { offset = offset, length = length, number = index + 1, count = file.count }
-        local put = file.relay and function(ctx, url, c) return relay.put_chunk(ctx, file.relay, url, c) end
-            or api.put_chunk
-        local res, err = put(conn:_api(), upload_url, {
-            path = file.path, offset = offset, length = length, total = file.size,
-            content_type = file.content_type, timeout_ms = conn:_option("chunk_timeout_ms"),
-            nice = conn:_upload_nice(), buffer_size = conn:_option("upload_buffer_size"),
-            progress = opts.on_progress and function(sent)
-                stopped = not emit(opts, { stage = "upload", bytes = offset + sent, total = file.size,
-                                           chunk = index + 1, chunks = file.count, publish_id = publish_id })
-                return not stopped
-            end or nil,
-        })
-        if stopped then
-            return nil, with_publish(errors.new("interrupted", "the upload was stopped at chunk " .. (index + 1)
-                                                .. " of " .. file.count .. " (on_progress returned false); "
-                                                .. "tiktok.resume continues it from there"), publish_id)
-        end
-        local last = index == file.count - 1
-        local verdict, v = chunks.classify(res, err, chunk, file.size, last)
-        if verdict == "fatal" and lost and last and res and res.status < 500
-           and upload_finished(conn, opts, file, publish_id) then
-            verdict, v = "ok", file.size      -- the last chunk arrived before the connection died
-        end
-        lost = verdict == "retry" and not res
-        if verdict == "ok" then
-            done, index = v, index + 1
-            if done > best then best, attempts = done, 0 end
-            if file.journal and index < file.count then file.journal(index) end
-        elseif verdict == "resync" then
-            local at = chunks.chunk_at(file, v)
-            if not at then
-                return nil, with_publish(errors.new("upload_failed", "TikTok's upload progress (" .. v
-                                         .. " bytes) is not on a chunk boundary"), publish_id)
+    local stopped, lost = false, false
+    local put = file.relay and function(ctx, url, c) return relay.put_chunk(ctx, file.relay, url, c) end
+        or api.put_chunk
+    local done, err = chunks.drive(file, {
+        retries = conn:_option("upload_retries"), who = "TikTok",
+        put = function(c)
+            local res, perr = put(conn:_api(), upload_url, {
+                path = file.path, offset = c.offset, length = c.length, total = file.size,
+                content_type = file.content_type, timeout_ms = conn:_option("chunk_timeout_ms"),
+                nice = conn:_upload_nice(), buffer_size = conn:_option("upload_buffer_size"),
+                progress = opts.on_progress and function(sent)
+                    stopped = not emit(opts, { stage = "upload", bytes = c.offset + sent, total = file.size,
+                                               chunk = c.number, chunks = c.count, publish_id = publish_id })
+                    return not stopped
+                end or nil,
+            })
+            if stopped then return nil, nil end
+            return res, perr
+        end,
+        stopped = errors.new("interrupted", "the upload was stopped (on_progress returned false); "
+                             .. "tiktok.resume continues it from the last chunk that arrived"),
+        -- After a connection that died in the last chunk, a 4xx may mean it
+        -- had arrived: TikTok's status says so.
+        after = function(res, _, c, verdict, v)
+            if verdict == "fatal" and lost and c.number == c.count and res and res.status < 500
+               and upload_finished(conn, opts, file, publish_id) then
+                verdict, v = "ok", file.size
             end
-            if v > best then best, attempts = v, 0 else attempts = attempts + 1 end
-            if attempts > retries then
-                return nil, with_publish(errors.new("upload_failed", "TikTok keeps refusing chunk "
-                                         .. (index + 1) .. " of " .. file.count .. " (HTTP 416) without "
-                                         .. "moving forward; post again", { http_status = 416 }), publish_id)
-            end
-            index, done = at, v
-        elseif verdict == "retry" then
-            attempts = attempts + 1
-            if attempts > retries then
-                v.message = v.message .. " (chunk " .. (index + 1) .. " of " .. file.count .. ", after "
-                            .. retries .. " retries)"
-                return nil, with_publish(v, publish_id)
-            end
-            emit(opts, { stage = "retry", chunk = index + 1, chunks = file.count, publish_id = publish_id,
-                         error = v.code })
-            core.sleep_ms(min(250 * 2 ^ (attempts - 1), 4000))
-        else
-            return nil, with_publish(v, publish_id)
-        end
-    end
+            lost = verdict == "retry" and not res
+            return verdict, v
+        end,
+        on_ok = file.journal,
+        on_retry = function(c, e)
+            emit(opts, { stage = "retry", chunk = c.number, chunks = c.count, publish_id = publish_id,
+                         error = e.code })
+        end,
+    })
+    if not done then return nil, with_publish(err, publish_id) end
     return done
 end
 

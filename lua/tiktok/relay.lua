@@ -51,7 +51,7 @@ local util = require "tiktok.util"
 local errors = require "tiktok.errors"
 local chunks = require "tiktok.chunks"
 
-local type, tostring, min = type, tostring, math.min
+local type, tostring = type, tostring
 
 local _M = {}
 
@@ -181,10 +181,8 @@ function _M.put_chunk(ctx, src, upload_url, chunk)
         log(ctx, "warn", "tiktok: chunk upload failed: " .. err.code)
         return nil, err
     end
-    local out = { status = res.status, downloaded = res.downloaded }
-    local cr = res.headers["content-range"]
-    local range = cr and core.parse_content_range(cr)
-    if range then out.first, out.last, out.total = range.first, range.last, range.total end
+    local out = chunks.answer(res)
+    out.downloaded = res.downloaded
     log(ctx, "debug", "tiktok: relayed chunk PUT -> HTTP " .. res.status)
     return out
 end
@@ -202,51 +200,20 @@ function _M.upload(ctx, src, upload_url, plan, opts)
     end
     local ok, _, why = core.plan_check(plan.size, plan.chunk_size, plan.count)
     if not ok then error("tiktok.relay.upload: invalid plan: " .. tostring(why), 2) end
-    local retries = opts.retries or 3
-    local index, attempts, done = opts.next or 0, 0, 0
-    local best = index < plan.count and core.chunk_range(plan.size, plan.chunk_size, plan.count, index) or plan.size
-    while index < plan.count do
-        local offset, length = core.chunk_range(plan.size, plan.chunk_size, plan.count, index)
-        local chunk = { offset = offset, length = length, total = plan.size, number = index + 1,
-                        count = plan.count, content_type = src.content_type, timeout_ms = opts.chunk_timeout_ms,
-                        progress = opts.progress and function(sent) opts.progress(offset + sent) end or nil }
-        local res, err = _M.put_chunk(ctx, src, upload_url, chunk)
-        local verdict, v
-        if opts.on_chunk then
-            verdict, v = opts.on_chunk(index, res, err, chunk)
-        else
-            verdict, v = _M.classify(res, err, chunk, plan.size, index == plan.count - 1)
-        end
-        if verdict == "ok" then
-            done, index = v, index + 1
-            if done > best then best, attempts = done, 0 end
-        elseif verdict == "resync" then
-            local at = chunks.chunk_at(plan, v)
-            if not at then
-                return nil, errors.new("upload_failed", "the upload host's progress (" .. tostring(v)
-                                       .. " bytes) is not on a chunk boundary")
-            end
-            if v > best then best, attempts = v, 0 else attempts = attempts + 1 end
-            if attempts > retries then
-                return nil, errors.new("upload_failed", "the upload host keeps refusing chunk " .. (index + 1)
-                                       .. " without moving forward", { http_status = 416 })
-            end
-            index, done = at, v
-        elseif verdict == "retry" then
-            attempts = attempts + 1
-            if attempts > retries then
-                v.message = v.message .. " (chunk " .. (index + 1) .. " of " .. plan.count .. ", after "
-                            .. retries .. " retries)"
-                return nil, v
-            end
-            log(ctx, "info", "tiktok: relay retries chunk " .. (index + 1) .. " of " .. plan.count
-                .. " (" .. tostring(v.code) .. ")")
-            core.sleep_ms(min(250 * 2 ^ (attempts - 1), 4000))
-        else
-            return nil, v
-        end
-    end
-    return done
+    return chunks.drive({ size = plan.size, chunk_size = plan.chunk_size, count = plan.count, next = opts.next }, {
+        retries = opts.retries or 3,
+        put = function(c)
+            return _M.put_chunk(ctx, src, upload_url, {
+                offset = c.offset, length = c.length, total = plan.size, content_type = src.content_type,
+                timeout_ms = opts.chunk_timeout_ms,
+                progress = opts.progress and function(sent) opts.progress(c.offset + sent) end or nil })
+        end,
+        classify = opts.on_chunk and function(res, err, c) return opts.on_chunk(c.index, res, err, c) end or nil,
+        on_retry = function(c, e)
+            log(ctx, "info", "tiktok: relay retries chunk " .. c.number .. " of " .. c.count .. " ("
+                .. tostring(e.code) .. ")")
+        end,
+    })
 end
 
 return _M
