@@ -69,12 +69,7 @@ end
 -- Each TikTok app has a store of its own so that its jobs are run only with
 -- its own credentials.
 function _M.store(suffix)
-    local s = cfg.store_spec
-    if s.kind == "postgres" then
-        return require("tiktok.store.postgres").new({ conninfo = s.conninfo, key = s.key,
-            schema = suffix and (s.schema .. "_app_" .. suffix) or s.schema })
-    end
-    return tiktok.store.file({ path = suffix and (s.dir .. "/app-" .. suffix .. ".json") or s.path, key = s.key })
+    return require("tiktok_app.stores").make(cfg.store_spec, suffix)
 end
 
 -- The tiktok.connect options every TikTok app shares (hosts, limits, relay).

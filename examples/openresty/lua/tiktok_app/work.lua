@@ -20,17 +20,8 @@ end
 
 local function make_store(spec, suffix)
     local id = store_id(spec, suffix)
-    if stores[id] then return stores[id] end
-    local s
-    if spec.kind == "postgres" then
-        s = require("tiktok.store.postgres").new({ conninfo = spec.conninfo, key = spec.key,
-            schema = suffix and (spec.schema .. "_app_" .. suffix) or spec.schema })
-    else
-        s = tiktok.store.file({ path = suffix and (spec.dir .. "/app-" .. suffix .. ".json") or spec.path,
-                                key = spec.key })
-    end
-    stores[id] = s
-    return s
+    if not stores[id] then stores[id] = require("tiktok_app.stores").make(spec, suffix) end
+    return stores[id]
 end
 
 local function apps_of(ctx)
