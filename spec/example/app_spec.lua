@@ -310,7 +310,9 @@ describe("examples/openresty", function()
             assert.matches("^v_pub_url~", body.publish_id)
             assert.equal("PROCESSING_DOWNLOAD", body.status)
             assert.equal("/tiktok/posts/" .. body.publish_id, h.location)
-            assert.equal("Spring drop is live #launch", body.caption)
+            -- the post went through a job (issue 15): its id and state come along
+            assert.matches("^job_%x+$", body.job.id)
+            assert.equal(body.publish_id, body.job.publish_id)
             url_post = body.publish_id
             local st = wait_final(url_post, "alice")
             assert.equal("PUBLISH_COMPLETE", st.status)
