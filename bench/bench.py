@@ -70,6 +70,7 @@ INTERFERENCE = None      # the sampler of other processes' CPU use (set in main)
 procs = []               # background processes we started (killed by pid on exit)
 nginx_prefixes = []      # bench nginx instances we started
 app_started = False
+MERGED = False           # a BENCH_ONLY run of items 8-11 written into OUT with the saved figures
 
 
 def note(msg):
@@ -550,7 +551,8 @@ def summarize(d):
     lat = d["latencies_ms"]
     return {"probes": d["sent"], "answered": len(lat), "failures": d["failures"],
             "failure_samples": d.get("failure_samples"),
-            "p50": percentile(lat, 50), "p99": percentile(lat, 99), "max": max(lat) if lat else float("nan"),
+            "p50": percentile(lat, 50), "p99": percentile(lat, 99), "p999": percentile(lat, 99.9),
+            "max": max(lat) if lat else float("nan"),
             "over100": sum(1 for x in lat if x > 100), "probe_seconds": d["seconds"],
             "slowest": [[round(l, 1), round(t)] for l, t in sorted(zip(lat, d.get("starts_ms", [])), reverse=True)[:5]]}
 
@@ -930,6 +932,556 @@ def example_run(files):
             app_started = False
 
 
+# ------------------------------------------------------------------ item 8: relay (issue 16)
+
+RELAY_SIZES = [("100 MB", 100_000_000), ("1 GiB", 1 << 30), ("4 GiB", 4 << 30)]
+if os.environ.get("BENCH_RELAY_SIZES"):      # development: e.g. BENCH_RELAY_SIZES="1 GiB"
+    RELAY_SIZES = [s for s in RELAY_SIZES if s[0] in os.environ["BENCH_RELAY_SIZES"].split(",")]
+RELAY_RUNS = int(os.environ.get("BENCH_RELAY_RUNS", "3"))    # runs of the 1 GiB side by side (median shown)
+SETTINGS.update(relay_sizes=[list(s) for s in RELAY_SIZES], relay_runs=RELAY_RUNS)
+SBH = os.path.join(WORK, "sbh") if WORK else None            # the plain-HTTP sandbox (sandbox/run --http-only)
+ENVH = None
+
+
+def https_json(method, url, body, headers, ca):
+    """A JSON request to the sandbox's API over http or https (its CA)."""
+    import ssl
+    handlers = [urllib.request.ProxyHandler({})]
+    if url.startswith("https:"):
+        handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca or None)))
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
+                                 headers=dict(headers, **{"Content-Type": "application/json; charset=UTF-8"}))
+    try:
+        with urllib.request.build_opener(*handlers).open(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def plan_of(size):
+    out = run(["lua5.4", "-e", f"local c = require 'tiktok.core' local s, n = c.plan({size}) print(s, n)"],
+              env=lua_env()).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def sandbox_init(env, token, size):
+    """A real FILE_UPLOAD init for `size` bytes with the one planner's plan:
+    {publish_id, upload_url, chunk_size, count, ranges}."""
+    chunk, count = plan_of(size)
+    status, v = https_json("POST", env["TIKTOK_API_BASE"] + "/v2/post/publish/video/init/", {
+        "post_info": {"title": "bench relay", "privacy_level": "SELF_ONLY"},
+        "source_info": {"source": "FILE_UPLOAD", "video_size": size, "chunk_size": chunk,
+                        "total_chunk_count": count}}, {"Authorization": "Bearer " + token},
+        env.get("TIKTOK_CA_FILE"))
+    if status != 200:
+        raise RuntimeError(f"init answered {status}: {v}")
+    ranges = []
+    for i in range(count):
+        off = i * chunk
+        ranges.append([off, size - off if i == count - 1 else chunk])
+    return {"publish_id": v["data"]["publish_id"], "upload_url": v["data"]["upload_url"], "size": size,
+            "chunk_size": chunk, "count": count, "ranges": ranges}
+
+
+def start_sandbox_http():
+    """A second sandbox on plain HTTP only (its media and upload hosts too),
+    for the relay over loopback HTTP; an account of its own."""
+    global ENVH
+    run([os.path.join(ROOT, "sandbox/run"), "start", "--dir", SBH, "--http-only"])
+    ENVH = read_env(os.path.join(SBH, "env"))
+    http("PATCH", ENVH["TIKTOK_SANDBOX_ADMIN"] + "/config",
+         {"upload": {"hash": False}, "rate_limits": {"window_sec": 0, "video.init": 1000000,
+                                                      "status.fetch": 100000000, "creator_info": 1000000}})
+    run(["lua5.4", f"{ROOT}/bench/account.lua"], env=lua_env(relay_env("http")))
+
+
+def relay_env(scheme):
+    if scheme == "http":
+        return {"BENCH_ENV": os.path.join(SBH, "env"), "BENCH_STORE": os.path.join(WORK, "store-http.json")}
+    return {}
+
+
+def relay_sandbox(scheme):
+    """(env, admin URL, token) of the sandbox the relay over `scheme` uses."""
+    env = ENVH if scheme == "http" else ENV
+    store = json.load(open(os.path.join(WORK, "store-http.json" if scheme == "http" else "store.json")))
+    token = next(iter(store["accounts"].values()))["access_token"]
+    return env, env["TIKTOK_SANDBOX_ADMIN"], token
+
+
+def relay_media(scheme, name, size):
+    """A sparse media file on that sandbox's media host (PUT /_sandbox/media/NAME,
+    copied from a real MP4 of 1 MB): its URL."""
+    env, adm, _ = relay_sandbox(scheme)
+    clip = os.path.join(env["TIKTOK_MEDIA_DIR"], "clip.mp4")
+    if not os.path.exists(clip):
+        os.makedirs(env["TIKTOK_MEDIA_DIR"], exist_ok=True)
+        shutil.copyfile(make_media(1_000_000), clip)
+    status, v = http("PUT", adm + "/media/" + name, {"size": size, "copy_from": "clip.mp4"})
+    if status >= 300:
+        raise RuntimeError(f"PUT /_sandbox/media/{name}: {status} {v}")
+    return env["TIKTOK_MEDIA_BASE"] + name
+
+
+def lib_relay(scheme, url, size):
+    env, adm, token = relay_sandbox(scheme)
+    init = sandbox_init(env, token, size)
+    out, wall, rss, cpu = timed(["lua5.4", f"{ROOT}/bench/relay.lua", url, init["upload_url"], str(size),
+                                 str(init["chunk_size"]), str(init["count"])], env=lua_env(relay_env(scheme)))
+    r = lua_json(out)[-1]
+    post = http("GET", adm + "/posts/" + urllib.parse.quote(init["publish_id"], safe=""))[1]
+    if (post.get("upload") or {}).get("complete") is not True and post.get("status") == "PROCESSING_UPLOAD":
+        raise RuntimeError(f"the relay's upload is not complete at the sandbox: {post}")
+    r.update(client="library relay", scheme=scheme, wall=wall, rss_kib=rss, cpu=cpu,
+             mbps=size / 1e6 / r["seconds"])
+    r.pop("stats", None)
+    return r
+
+
+def curl_by_hand(scheme, url, size):
+    """What a person would do without the relay: curl downloads the URL to a
+    file, then curl uploads that file in the same chunk plan (each chunk cut
+    out of the file beforehand: curl -T cannot send a byte range; the cutting
+    is not timed). Seconds: the download's time_total + the PUTs' time_total."""
+    env, _, token = relay_sandbox(scheme)
+    dl = os.path.join(WORK, "relay-download.mp4")
+    args = ["curl", "-s", "-S", "-o", dl, "-w", "%{http_code} %{time_total}"]
+    if scheme == "https":
+        args += ["--cacert", env["TIKTOK_CA_FILE"]]
+    out, _, rss_dl, cpu_dl = timed(args + [url])
+    code, down_s = out.split()
+    if code != "200" or os.path.getsize(dl) != size:
+        raise RuntimeError(f"curl download answered {code}, {os.path.getsize(dl)} bytes")
+    init = sandbox_init(env, token, size)
+    chunks = split_chunks(dl, init["ranges"])
+    r = curl_put_chunks(scheme, init, chunks, env)
+    shutil.rmtree(os.path.dirname(chunks[0]), ignore_errors=True)
+    os.remove(dl)
+    r.update(client="curl by hand", download_seconds=float(down_s), upload_seconds=r["seconds"],
+             seconds=float(down_s) + r["seconds"], rss_kib=max(rss_dl, r["rss_kib"]), cpu=cpu_dl + r["cpu"])
+    r["mbps"] = size / 1e6 / r["seconds"]
+    return r
+
+
+def curl_put_chunks(scheme, init, chunks, env):
+    u = urllib.parse.urlsplit(init["upload_url"])
+    origin = f"{u.scheme}://{u.netloc}/"
+    target = u.path + ("?" + u.query if u.query else "")
+    size = init["size"]
+    args = ["curl"]
+    for i, (off, length) in enumerate(init["ranges"]):
+        if i:
+            args.append("--next")
+        args += ["-s", "-S", "-o", "/dev/null", "-w", "%{http_code} %{num_connects} %{time_total}\\n",
+                 "-T", chunks[i], "-H", "Content-Type: video/mp4",
+                 "-H", f"Content-Range: bytes {off}-{off + length - 1}/{size}", "--request-target", target]
+        if scheme == "https":
+            args += ["--cacert", env["TIKTOK_CA_FILE"]]
+        args.append(origin)
+    out, wall, rss, cpu = timed(args)
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    codes = [r[0] for r in rows]
+    if codes != ["206"] * (len(init["ranges"]) - 1) + ["201"]:
+        raise RuntimeError(f"curl upload answered {codes}")
+    return {"scheme": scheme, "size": size, "chunks": len(rows), "seconds": sum(float(r[2]) for r in rows),
+            "wall": wall, "rss_kib": rss, "cpu": cpu}
+
+
+def item_relay(R):
+    if not ENVH:
+        start_sandbox_http()
+    res = {}
+    for scheme in ("http", "https"):
+        # the first relay against a fresh sandbox is slow (its workers load
+        # and JIT the media and upload handlers): one of 100 MB first, not counted
+        warm_url = relay_media(scheme, "relay-warm.mp4", 100_000_000)
+        for _ in range(2):
+            lib_relay(scheme, warm_url, 100_000_000)
+        for label, size in RELAY_SIZES:
+            wait_quiet()
+            url = relay_media(scheme, f"relay-{size}.mp4", size)
+            n = RELAY_RUNS if label == "1 GiB" else 1
+            for run_i in range(n):
+                order = ("library", "curl") if run_i % 2 == 0 else ("curl", "library")
+                for client in order if label == "1 GiB" else ("library",):
+                    r = lib_relay(scheme, url, size) if client == "library" else curl_by_hand(scheme, url, size)
+                    r.update(label=label, run=run_i, loadavg=loadavg())
+                    res[f"{scheme} {label} {client} {run_i}"] = r
+                    note(f"relay {scheme} {label} {client}: {r['seconds']:.3f} s, {r['rss_kib'] / 1024:.1f} MiB")
+            http("DELETE", relay_sandbox(scheme)[1] + "/media/" + f"relay-{size}.mp4")
+    R["relay"] = res
+
+
+def loadavg():
+    return float(open("/proc/loadavg").read().split()[0])
+
+
+def wait_quiet(limit=1.0, max_s=int(os.environ.get("BENCH_QUIET_WAIT_S", "90"))):
+    """Waits (at most max_s) for the 1-minute load average to fall under
+    limit: the machine is shared; the figures say the load they were taken at."""
+    t0 = time.time()
+    while loadavg() >= limit and time.time() - t0 < max_s:
+        time.sleep(5)
+    return loadavg()
+
+
+# ------------------------------------------------------------------ items 9 and 10: budgets and jobs (issues 14, 15)
+
+BUDGET_PROCS = 4
+BUDGET_S = int(os.environ.get("BENCH_BUDGET_S", "120"))        # the issue's two minutes
+TIKTOK_LIMITS = {"window_sec": 60, "video.init": 6, "status.fetch": 30, "creator_info": 20}   # the sandbox's defaults
+BENCH_LIMITS = {"window_sec": 0, "video.init": 1000000, "status.fetch": 100000000, "creator_info": 1000000}
+JOBS_ACCOUNTS = int(os.environ.get("BENCH_JOBS_ACCOUNTS", "2"))
+JOBS_WORKERS = int(os.environ.get("BENCH_JOBS_WORKERS", "2"))
+JOBS_S = int(os.environ.get("BENCH_JOBS_S", "120"))
+JOBS_LATENCY_N = 5
+JOBS_MEM_UPLOADS = (1, 4, 16)
+JOBS_MEM_SIZE = int(os.environ.get("BENCH_JOBS_MEM_SIZE", "300000000"))
+SETTINGS.update(budget_procs=BUDGET_PROCS, budget_s=BUDGET_S, jobs_accounts=JOBS_ACCOUNTS,
+                jobs_workers=JOBS_WORKERS, jobs_s=JOBS_S, jobs_latency_n=JOBS_LATENCY_N,
+                jobs_mem_uploads=list(JOBS_MEM_UPLOADS), jobs_mem_size=JOBS_MEM_SIZE)
+
+
+def sandbox_user_store(store, users):
+    """A file store holding the accounts of these sandbox users (made when
+    missing, no daily post cap), connected through the library."""
+    path = os.path.join(WORK, store)
+    for u in users:
+        status, _ = http("GET", ENV["TIKTOK_SANDBOX_ADMIN"] + "/users/" + u)
+        if status == 404:
+            admin("POST", "/users", {"username": u})
+        admin("PATCH", "/users/" + u, {"daily_post_cap": 1000000})
+        run(["lua5.4", f"{ROOT}/bench/account.lua", u], env=lua_env({"BENCH_STORE": path}))
+    return path
+
+
+def log_since(seq):
+    entries = admin("GET", f"/log?since={seq}")
+    return entries if isinstance(entries, list) else entries.get("entries") or entries.get("log") or []
+
+
+def last_seq():
+    entries = admin("GET", "/log")
+    entries = entries if isinstance(entries, list) else entries.get("entries") or entries.get("log") or []
+    return max((e.get("seq", 0) for e in entries), default=0)
+
+
+def count_log(entries, t0, t1):
+    """Requests per endpoint that started in [t0, t1] (epoch s), and the 429s."""
+    by = {}
+    for e in entries:
+        if t0 <= e.get("time", 0) <= t1:
+            k = e.get("endpoint")
+            c = by.setdefault(k, {"requests": 0, "429": 0})
+            c["requests"] += 1
+            c["429"] += e.get("status") == 429
+    return by
+
+
+def item_budgets(R):
+    path = sandbox_user_store("store-budget.json", ["bench_budget"])
+    media = make_media(1_000_000, "budget.mp4")
+    admin("PATCH", "/config", {"rate_limits": TIKTOK_LIMITS})
+    try:
+        seq = last_seq()
+        t0 = time.time()
+        ps = [subprocess.Popen(["lua5.4", f"{ROOT}/bench/budget.lua", str(BUDGET_S), media], text=True,
+                               stdout=subprocess.PIPE, env=lua_env({"BENCH_STORE": path}))
+              for _ in range(BUDGET_PROCS)]
+        procs.extend(ps)
+        outs = []
+        for p in ps:
+            outs.append(lua_json(p.communicate(timeout=BUDGET_S + 300)[0])[-1])
+            procs.remove(p)
+        t1 = time.time()
+    finally:
+        admin("PATCH", "/config", {"rate_limits": BENCH_LIMITS})
+    entries = log_since(seq)
+    by = count_log(entries, t0 - 1, t1 + 1)
+    minutes = BUDGET_S / 60
+    res = {"procs": {"rows": outs},
+           "log": {"seconds": t1 - t0, "minutes": minutes, "by_endpoint": by,
+                   "all_429": sum(c["429"] for c in by.values()),
+                   "init_per_min": by.get("video.init", {}).get("requests", 0) / minutes,
+                   "status_per_min": by.get("status.fetch", {}).get("requests", 0) / minutes,
+                   "creator_info_per_min": by.get("creator_info", {}).get("requests", 0) / minutes}}
+    R["budgets"] = res
+    note(f"budgets: {res['log']['init_per_min']:.2f} inits/min, {res['log']['status_per_min']:.2f} status/min, "
+         f"{res['log']['all_429']} answers 429")
+
+
+def start_workers(n, store, stopfile, limits, tag):
+    if os.path.exists(stopfile):
+        os.remove(stopfile)
+    ps = []
+    for i in range(n):
+        out = open(os.path.join(WORK, f"worker-{tag}-{i}.jsonl"), "w")
+        p = subprocess.Popen(["lua5.4", f"{ROOT}/bench/jobs.lua", "worker", stopfile, limits], text=True,
+                             stdout=out, env=lua_env({"BENCH_STORE": store}))
+        p.out_path = out.name
+        procs.append(p)
+        ps.append(p)
+    return ps
+
+
+def stop_workers(ps, stopfile):
+    open(stopfile, "w").close()
+    events = []
+    for p in ps:
+        try:
+            p.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        procs.remove(p)
+        events += [e for e in lua_json(open(p.out_path).read()) if e.get("item") == "event"]
+    return events
+
+
+def worker_events(ps):
+    ev = []
+    for p in ps:
+        try:
+            ev += [e for e in lua_json(open(p.out_path).read()) if e.get("item") == "event"]
+        except ValueError:
+            pass        # a line being written
+    return ev
+
+
+def enqueue(store, media, n, accounts=()):
+    out = run(["lua5.4", f"{ROOT}/bench/jobs.lua", "enqueue", media, str(n)] + list(accounts),
+              env=lua_env({"BENCH_STORE": store})).stdout
+    return lua_json(out)
+
+
+def store_accounts(store):
+    return list(json.load(open(store))["accounts"].keys())
+
+
+def smaps_kib(pid):
+    """(RSS, PSS) of a process in KiB (smaps_rollup: PSS shares each shared
+    page among the processes that map it)."""
+    rss = pss = 0
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def peak_kib(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def item_jobs(R):
+    media = make_media(1_000_000, "jobs.mp4")
+    res = {}
+    admin("PATCH", "/config", {"rate_limits": TIKTOK_LIMITS})
+    try:
+        # Latency from enqueue to init, with the budget free: one worker waiting
+        # (jobs:work sleeps idle_s between looks at the queue), one job at a time.
+        lat_store = sandbox_user_store("store-jobs-latency.json", ["bench_jobs_lat"])
+        stopfile = os.path.join(WORK, "jobs-lat.stop")
+        ws = start_workers(1, lat_store, stopfile, "default", "lat")
+        time.sleep(2)
+        lats = []
+        for i in range(JOBS_LATENCY_N):
+            job = enqueue(lat_store, media, 1)[0]
+            deadline = time.time() + 60
+            init = None
+            while time.time() < deadline and not init:
+                time.sleep(0.05)
+                init = next((e for e in worker_events(ws) if e["id"] == job["id"] and e["type"] == "init"), None)
+            if not init:
+                raise RuntimeError(f"job {job['id']} made no init within 60 s")
+            lats.append(init["t"] - job["t"])
+            time.sleep(0.3 + i * 0.17)       # a different phase of the worker's idle sleep each time
+        stop_workers(ws, stopfile)
+        res["latency"] = {"runs_ms": lats, "median_ms": statistics.median(lats), "max_ms": max(lats)}
+        note(f"jobs: enqueue -> init {lats} ms")
+
+        # Jobs per minute: JOBS_ACCOUNTS accounts, JOBS_WORKERS worker processes,
+        # more jobs queued than the budgets allow in JOBS_S.
+        users = [f"bench_jobs_{i + 1}" for i in range(JOBS_ACCOUNTS)]
+        store = sandbox_user_store("store-jobs.json", users)
+        accounts = store_accounts(store)
+        allowed = 6 * JOBS_ACCOUNTS * JOBS_S / 60
+        queued = enqueue(store, media, int(allowed * 1.5) + 2 * JOBS_ACCOUNTS, accounts)
+        seq = last_seq()
+        stopfile = os.path.join(WORK, "jobs.stop")
+        t0 = time.time()
+        ws = start_workers(JOBS_WORKERS, store, stopfile, "default", "rate")
+        time.sleep(JOBS_S)
+        t1 = time.time()
+        events = stop_workers(ws, stopfile)
+        by = count_log(log_since(seq), t0, t1)
+        finals = {}
+        for e in events:
+            if e["type"] in ("published", "failed", "ambiguous", "inbox") or e.get("state") in (
+                    "published", "failed", "ambiguous", "inbox"):
+                finals.setdefault(e.get("state"), set()).add(e["id"])
+        inits = {e["id"] for e in events if e["type"] == "init"}
+        res["rate"] = {"accounts": JOBS_ACCOUNTS, "workers": JOBS_WORKERS, "seconds": t1 - t0,
+                       "queued": len(queued), "inits": len(inits),
+                       "finished": {k: len(v) for k, v in finals.items()},
+                       "log_inits": by.get("video.init", {}).get("requests", 0),
+                       "all_429": sum(c["429"] for c in by.values()), "by_endpoint": by,
+                       "allowed_inits": allowed,
+                       "jobs_per_min": by.get("video.init", {}).get("requests", 0) / ((t1 - t0) / 60),
+                       "allowed_per_min": 6 * JOBS_ACCOUNTS,
+                       "event_types": sorted({e["type"] for e in events if e.get("type")})}
+        note(f"jobs: {res['rate']['jobs_per_min']:.2f} inits/min with {JOBS_ACCOUNTS} accounts "
+             f"(allowed {6 * JOBS_ACCOUNTS}), {res['rate']['all_429']} answers 429")
+    finally:
+        admin("PATCH", "/config", {"rate_limits": BENCH_LIMITS})
+
+    # Memory: one machine's worker processes, each running one file upload,
+    # 1, 4 and 16 at once (sampled while every upload is in flight).
+    mem_store = sandbox_user_store("store-jobs-mem.json", ["bench_jobs_mem"])
+    big = make_media(JOBS_MEM_SIZE, "jobs-mem.mp4")
+    warm(big)
+    res["memory"] = {}
+    for n in JOBS_MEM_UPLOADS:
+        wait_quiet()
+        stopfile = os.path.join(WORK, f"jobs-mem-{n}.stop")
+        ws = start_workers(n, mem_store, stopfile, "off", f"mem{n}")
+        time.sleep(1.5)
+        idle = [smaps_kib(p.pid) for p in ws]
+        jobs_ = enqueue(mem_store, big, n)
+        ids = {j["id"] for j in jobs_}
+        samples, peak_sum, peak_pss, t_end = 0, 0, 0, time.time() + 300
+        while time.time() < t_end:
+            ev = worker_events(ws)
+            started = {e["id"] for e in ev if e["type"] == "init"} & ids
+            done = {e["id"] for e in ev if e["type"] in ("processing", "published") or
+                    e.get("state") in ("processing", "published", "failed")} & ids
+            if len(started) == n and len(done) == 0:      # all n uploads in flight
+                m = [smaps_kib(p.pid) for p in ws]
+                peak_sum = max(peak_sum, sum(x[0] for x in m))
+                peak_pss = max(peak_pss, sum(x[1] for x in m))
+                samples += 1
+            if len(done) == n:
+                break
+            time.sleep(0.05)
+        hwm = [peak_kib(p.pid) for p in ws]
+        stop_workers(ws, stopfile)
+        res["memory"][str(n)] = {"uploads": n, "samples": samples, "sum_rss_kib": peak_sum, "sum_pss_kib": peak_pss,
+                                 "idle_sum_rss_kib": sum(x[0] for x in idle),
+                                 "idle_sum_pss_kib": sum(x[1] for x in idle),
+                                 "sum_peak_rss_kib": sum(hwm), "max_peak_rss_kib": max(hwm)}
+        note(f"jobs memory {n} uploads: sum RSS {peak_sum / 1024:.1f} MiB, sum PSS {peak_pss / 1024:.1f} MiB, "
+             f"{samples} samples")
+    R["jobs"] = res
+
+
+# ------------------------------------------------------------------ item 11: /ping in every run (issue 18)
+
+PING_RUNS = int(os.environ.get("BENCH_PING_RUNS", "5"))
+PING_MANY = 16                    # concurrent uploads on one worker
+PING_BUFS = [16384, 65536, 262144, 1048576]
+PING_BUF_RUNS = int(os.environ.get("BENCH_PING_BUF_RUNS", "3"))
+SETTINGS.update(ping_runs=PING_RUNS, ping_many=PING_MANY, ping_bufs=PING_BUFS, ping_buf_runs=PING_BUF_RUNS)
+
+
+def ping_figures(r):
+    """The figures of one run kept in the report (p99.9 from the pooled probes)."""
+    return {k: r.get(k) for k in ("probes", "answered", "failures", "p50", "p99", "p999", "max", "over100",
+                                  "upload_seconds", "upload_mbps", "waves")}
+
+
+def load_run_n(tag, base, start_uploads, n_uploads, waves):
+    """load_run with p99.9 and the throughput of n_uploads uploads."""
+    global OR_UPLOADS
+    keep = OR_UPLOADS
+    OR_UPLOADS = n_uploads            # load_run's MB/s is for OR_UPLOADS uploads
+    try:
+        r = load_run(tag, base, start_uploads, None, waves=waves)
+    finally:
+        OR_UPLOADS = keep
+    return r
+
+
+def item_ping_runs(R):
+    files = [make_media(OR_SIZE, f"or-{i}.mp4") for i in range(PING_MANY)]
+    warm(*files[:OR_UPLOADS])
+    rows = {}
+
+    def add(row, i, r, **extra):
+        r = ping_figures(r)
+        r.update(extra, row=row, run=i, loadavg=loadavg())
+        rows[f"{row} {i}"] = r
+        note(f"ping {row} run {i}: p99 {r['p99']:.2f} ms, p99.9 {r['p999']:.2f} ms, {r['upload_mbps']:.0f} MB/s"
+             f" (load {r['loadavg']:.2f})")
+
+    def uploads(base, fs, query=""):
+        def go():
+            q = [base + "/library?file=" + urllib.parse.quote(f) + query for f in fs]
+            bodies = curl_all(q)
+            wait_uploads([json.loads(b)["publish_id"] for b in bodies])
+        return go
+
+    for i in range(PING_RUNS):
+        wait_quiet(max_s=45)
+        base = start_bench_nginx()
+        try:
+            add("handler first", i, load_run_n("h-first", base, uploads(base, files[:OR_UPLOADS]), OR_UPLOADS, 1))
+            add("handler next", i, load_run_n("h-next", base, uploads(base, files[:OR_UPLOADS]), OR_UPLOADS,
+                                              WARM_WAVES))
+            add("handler next, upload_nice 0", i,
+                load_run_n("h-nice0", base, uploads(base, files[:OR_UPLOADS], "&nice=0"), OR_UPLOADS, WARM_WAVES))
+            add(f"handler {PING_MANY} uploads", i,
+                load_run_n("h-many", base, uploads(base, files), PING_MANY, 1))
+            add(f"handler {PING_MANY} uploads, upload_nice 0", i,
+                load_run_n("h-many0", base, uploads(base, files, "&nice=0"), PING_MANY, 1))
+        finally:
+            stop_bench_nginx(nginx_prefixes.pop())
+
+    # libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE through upload_buffer_size)
+    wait_quiet(max_s=45)
+    base = start_bench_nginx()
+    try:
+        uploads(base, files[:OR_UPLOADS])()          # the thread VMs exist before the first measured run
+        for i in range(PING_BUF_RUNS):
+            for buf in PING_BUFS:
+                add(f"buffer {buf // 1024} KiB", i,
+                    load_run_n("h-buf", base, uploads(base, files[:OR_UPLOADS], f"&buf={buf}"), OR_UPLOADS,
+                               WARM_WAVES), buffer=buf)
+    finally:
+        stop_bench_nginx(nginx_prefixes.pop())
+
+    # The example app (examples/openresty: posts are jobs run by nginx timers)
+    runner = os.path.join(ROOT, "examples/openresty/run")
+    global app_started
+    for i in range(PING_RUNS):
+        wait_quiet(max_s=45)
+        try:
+            base, _, hdr = start_example(runner, files[:OR_UPLOADS])
+            app_connect(base, hdr)
+            add("example first", i, load_run_n("e-first", base, lambda: example_posts(base, files[:OR_UPLOADS], hdr),
+                                              OR_UPLOADS, 1))
+            add("example next", i, load_run_n("e-next", base, lambda: example_posts(base, files[:OR_UPLOADS], hdr),
+                                             OR_UPLOADS, WARM_WAVES))
+        except Exception as e:  # noqa: BLE001 - the report says why
+            rows[f"example failed {i}"] = {"row": "example failed", "run": i, "error": str(e)[:400]}
+            note(f"example app run {i} failed: {e}")
+            break
+        finally:
+            if app_started:
+                run([runner, "stop", "--dir", SB], check=False, timeout=120)
+                app_started = False
+    R["ping_runs"] = rows
+
+
 # ------------------------------------------------------------------ item 5: pure Lua
 
 def item_purelua(R):
@@ -992,12 +1544,17 @@ def cleanup():
         stop_bench_nginx(prefix)
     if app_started:
         run([os.path.join(ROOT, "examples/openresty/run"), "stop", "--dir", SB], check=False, timeout=120)
-    if SB and os.path.exists(os.path.join(SB, "env")):
-        run([os.path.join(ROOT, "sandbox/run"), "stop", "--dir", SB], check=False, timeout=120)
+    for d in (SB, SBH):
+        if d and os.path.exists(os.path.join(d, "env")):
+            run([os.path.join(ROOT, "sandbox/run"), "stop", "--dir", d], check=False, timeout=120)
 
 
 ITEMS = [("1", item_uploads), ("2", item_flow), ("3", item_status), ("4", item_openresty),
-         ("5", item_purelua), ("7", item_hostile)]
+         ("5", item_purelua), ("7", item_hostile), ("8", item_relay), ("9", item_budgets), ("10", item_jobs),
+         ("11", item_ping_runs)]
+# what each of items 8-11 measured with: when, at which commit, under which load (they can be run
+# alone with BENCH_ONLY and put into BENCHMARKS.md next to the other items' saved figures)
+STAMPED = {"8": "relay", "9": "budgets", "10": "jobs", "11": "ping_runs"}
 
 
 def start_sandbox():
@@ -1025,8 +1582,13 @@ def run_items(R, items):
             continue
         note(f"item {key}")
         INTERFERENCE.item = key
+        stamp = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                 "commit": commit_name(), "loadavg_start": loadavg()}
         fn(R)
         INTERFERENCE.item = None
+        if key in STAMPED and STAMPED[key] in R:
+            stamp["loadavg_end"] = loadavg()
+            R[STAMPED[key]]["run"] = stamp
     seen = {k: INTERFERENCE.describe(k) for k, _ in items if INTERFERENCE.describe(k)}
     R["interference"] = dict(R.get("interference") or {}, **seen)
 
@@ -1039,7 +1601,7 @@ def write(R, machine):
         f.write(results.raw_lines(R, machine))
     text = report.document(R, machine)
     print(text)
-    if not ONLY:
+    if not ONLY or MERGED:
         with open(OUT, "w") as f:
             f.write(text)
         note(f"wrote {OUT}")
@@ -1047,7 +1609,7 @@ def write(R, machine):
 
 def full_run():
     """make bench: every item in one run, with the sandbox."""
-    global PERF, INTERFERENCE
+    global PERF, INTERFERENCE, MERGED
     for tool in ("/usr/bin/time", "curl", "nginx", "lua5.4", "luajit", "ffmpeg"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (apt-get install {'time' if tool == '/usr/bin/time' else tool})")
@@ -1058,6 +1620,15 @@ def full_run():
     M = machine()
     R = {}
     run_items(R, ITEMS)
+    if ONLY and ONLY <= set(STAMPED) and os.path.exists(OUT):
+        # items 8-11 alone: their figures go into BENCHMARKS.md next to the
+        # other items' saved ones (the machine table stays that run's)
+        MERGED = True
+        saved, old = results.load(OUT)
+        saved.update({k: v for k, v in R.items() if k != "interference"})
+        saved["interference"] = dict(saved.get("interference") or {}, **(R.get("interference") or {}))
+        write(saved, old)
+        return
     M["steal_s"] = (steal_ms() - steal0) / 1000
     M["run_s"] = time.time() - t_start
     M["loadavg_end"] = open("/proc/loadavg").read().split()[0]

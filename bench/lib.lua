@@ -38,6 +38,7 @@ function M.connect(scheme, extra)
         rate_limits = { init = 1000000, creator_info = 1000000, status = 1000000, inbox = 1000000 },
     }
     for k, v in pairs(extra or {}) do opts[k] = v end
+    if opts.rate_limits == false then opts.rate_limits = nil end      -- the library's defaults (TikTok's)
     return assert(tiktok.connect(opts))
 end
 

@@ -3,7 +3,7 @@
 local cjson = require "cjson"
 
 local _M = {}
-local conn
+local conns = {}
 
 local function reply(status, t)
     ngx.status = status
@@ -13,10 +13,15 @@ end
 
 -- tiktok.post from the handler, as an app would call it: the library sends
 -- the whole post (creator_info, init, chunk PUTs) through a worker thread.
+-- ?nice=N sets the connection's upload_nice (default: the library's, 10
+-- inside nginx), ?buf=B its upload_buffer_size (default: libcurl's).
 function _M.library()
     local lib = require "bench.lib"
     local tiktok = require "tiktok"
-    conn = conn or lib.connect("https")
+    local nice, buf = tonumber(ngx.var.arg_nice), tonumber(ngx.var.arg_buf)
+    local key = tostring(nice) .. "/" .. tostring(buf)
+    conns[key] = conns[key] or lib.connect("https", { upload_nice = nice, upload_buffer_size = buf })
+    local conn = conns[key]
     local file = ngx.var.arg_file and ngx.unescape_uri(ngx.var.arg_file)
     local res, err = tiktok.post({ connection = conn, video_file = file, privacy = "SELF_ONLY", wait = false })
     if not res then return reply(500, { error = tostring(err) }) end
