@@ -4,12 +4,16 @@
 // hand from the creator's own options, interactions off by default and greyed
 // out where the creator disabled them, duet/stitch greyed for "Only me", the
 // commercial-content disclosure and its label, the consent sentence), then
-// posts with POST /tiktok/posts and polls GET /tiktok/posts/<id>.
+// posts with POST /tiktok/posts (a job on the server) and follows the job
+// with GET /tiktok/jobs/<id>. Before that, in the no-code block's order: the
+// settings (your TikTok app: Client key, Client secret, the Redirect URL to
+// copy, the check), then Connect.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(['PUBLISH_COMPLETE', 'SEND_TO_USER_INBOX', 'FAILED']);
 const STATUS_TEXT = {
+  QUEUED: 'Your post is queued on the server; it is sent to TikTok in a moment…',
   PROCESSING_DOWNLOAD: 'TikTok is downloading your video…',
   PROCESSING_UPLOAD: 'Your video is being uploaded to TikTok…',
   PUBLISH_COMPLETE: 'Posted to TikTok.',
@@ -33,10 +37,15 @@ const state = {
   durationSec: null,    // from the preview's metadata
   posting: false,
   serverProblems: {},   // field -> problems the server gave for the last post
+  apps: null,           // GET /tiktok/apps
+  reports: {},          // app id -> the last check report
+  copied: false,        // the Redirect URL was copied
+  jobs: [],             // GET /tiktok/jobs
 };
 
-async function api(method, path, body) {
-  const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+async function api(method, path, body, headers) {
+  const opts = { method, headers: Object.assign({ Accept: 'application/json' }, headers || {}),
+    credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -127,7 +136,240 @@ async function start() {
   show($('workspace-note'), ws.disabled);
   if (me.data.workspace) ws.parentElement.lastChild.textContent = ' Anyone in this workspace (' + me.data.workspace + ')';
   show($('session'), true);
+  await loadApps();
   await loadAccounts(q.get('connected'));
+  await loadJobs();
+}
+
+// ------------------------------------------------------ your TikTok app (settings)
+
+const ACCESS_TEXT = (a) => (a.access === 'workspace' ? 'Anyone in workspace ' + a.workspace
+  : a.owner === (state.me && state.me.user) ? 'Only you' : 'Only ' + a.owner);
+
+async function loadApps() {
+  const r = await api('GET', '/tiktok/apps');
+  if (r.status !== 200) { flash(errorText(r.data, r.status), 'error'); return; }
+  state.apps = r.data;
+  $('app-redirect').value = r.data.redirect_uri;
+  const ul = $('apps');
+  ul.textContent = '';
+  for (const a of r.data.apps) ul.appendChild(appItem(a));
+  // Connect with which app: the environment's (development), then the workspace's own.
+  const sel = $('connect-app');
+  sel.textContent = '';
+  const choices = (r.data.default ? [r.data.default] : []).concat(r.data.apps);
+  for (const a of choices) {
+    const o = document.createElement('option');
+    o.value = a.id;
+    o.textContent = a.name || a.client_key;
+    sel.appendChild(o);
+  }
+  if (r.data.apps.length) sel.value = r.data.apps[r.data.apps.length - 1].id;
+  show($('connect-app-box'), choices.length > 1);
+  if (!$('app-id').value) resetAppForm();
+  renderSteps();
+}
+
+function appItem(a) {
+  const li = document.createElement('li');
+  li.dataset.app = a.id;
+  const name = document.createElement('b');
+  name.className = 'app-name';
+  name.textContent = a.name || a.client_key;
+  const meta = document.createElement('div');
+  meta.className = 'muted small';
+  meta.textContent = 'Client key ' + a.client_key + ' · Client secret ' + (a.secret_hint || '(none)') + ' · '
+    + ACCESS_TEXT(a) + (a.audited ? ' · audited' : ' · not audited yet');
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  const button = (text, label, fn) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'link';
+    b.textContent = text;
+    b.setAttribute('aria-label', label);
+    b.addEventListener('click', () => fn(b));
+    actions.appendChild(b);
+    return b;
+  };
+  button('Check', 'Check ' + name.textContent, () => checkApp(a));
+  button('Edit', 'Edit ' + name.textContent, () => editApp(a));
+  button('Remove', 'Remove ' + name.textContent, (b) => removeApp(a, b));
+  const report = document.createElement('ul');
+  report.className = 'checklist';
+  report.id = 'report-' + a.id;
+  li.append(name, meta, actions, report);
+  renderReport(a.id, report);
+  return li;
+}
+
+function renderReport(id, ul) {
+  const rep = state.reports[id];
+  ul.textContent = '';
+  if (!rep) return;
+  for (const c of rep.checks) {
+    const li = document.createElement('li');
+    li.className = c.ok ? 'pass' : 'fail';
+    li.textContent = c.message;
+    ul.appendChild(li);
+  }
+}
+
+async function checkApp(a) {
+  flash('Checking ' + (a.name || a.client_key) + ' with TikTok…', 'info');
+  const r = await api('POST', '/tiktok/apps/' + encodeURIComponent(a.id) + '/check');
+  if (r.status !== 200) { flash('Could not check the app: ' + errorText(r.data, r.status), 'error'); return; }
+  state.reports[a.id] = r.data;
+  const ul = $('report-' + a.id);
+  if (ul) renderReport(a.id, ul);
+  flash(r.data.ok ? 'The app is set up right. Next: connect a TikTok account with it.'
+    : 'The check found something to fix: see the app\'s list.', r.data.ok ? 'ok' : 'error');
+  renderSteps();
+}
+
+function clearAppErrors() {
+  for (const f of ['client-key', 'client-secret', 'redirect', 'access']) {
+    show($('app-' + f + '-error'), false);
+    const input = $('app-' + f) || $('app-access-only-me');
+    if (input) input.removeAttribute('aria-invalid');
+  }
+  show($('app-problems'), false);
+}
+
+function resetAppForm() {
+  $('app-id').value = '';
+  $('app-name').value = '';
+  $('app-client-key').value = '';
+  $('app-client-secret').value = '';
+  $('app-client-secret').placeholder = '';
+  $('app-audited').checked = false;
+  const ws = state.me && state.me.workspace;
+  $('app-access-workspace').disabled = !ws;
+  $(ws ? 'app-access-workspace' : 'app-access-only-me').checked = true;
+  $('app-form-title').textContent = 'Add a TikTok app';
+  $('app-save').textContent = 'Save';
+  show($('app-cancel'), false);
+  clearAppErrors();
+}
+
+function editApp(a) {
+  resetAppForm();
+  $('app-id').value = a.id;
+  $('app-name').value = a.name || '';
+  $('app-client-key').value = a.client_key;
+  $('app-client-secret').placeholder = 'Leave empty to keep the saved one (' + (a.secret_hint || '') + ')';
+  $('app-audited').checked = !!a.audited;
+  $(a.access === 'workspace' ? 'app-access-workspace' : 'app-access-only-me').checked = true;
+  $('app-form-title').textContent = 'Edit ' + (a.name || a.client_key);
+  $('app-save').textContent = 'Save changes';
+  show($('app-cancel'), true);
+  $('app-client-key').focus();
+}
+
+const APP_FIELDS = { client_key: 'client-key', client_secret: 'client-secret', redirect_uri: 'redirect',
+  access: 'access' };
+
+async function saveApp(ev) {
+  ev.preventDefault();
+  clearAppErrors();
+  const id = $('app-id').value;
+  const body = {
+    name: $('app-name').value.trim() || undefined,
+    client_key: $('app-client-key').value.trim(),
+    audited: $('app-audited').checked,
+    access: $('app-access-workspace').checked ? 'workspace' : 'only_me',
+  };
+  const secret = $('app-client-secret').value.trim();
+  if (secret || !id) body.client_secret = secret;
+  $('app-save').disabled = true;
+  const r = await api('POST', id ? '/tiktok/apps/' + encodeURIComponent(id) : '/tiktok/apps', body);
+  $('app-save').disabled = false;
+  if (r.status !== 200 && r.status !== 201) {
+    const err = (r.data && r.data.error) || {};
+    const items = err.problems || [errorText(r.data, r.status)];
+    const ul = $('app-problems');
+    ul.textContent = '';
+    let first = null;
+    items.forEach((p, i) => {
+      const f = APP_FIELDS[err.fields && err.fields[i]];
+      if (f) {
+        $('app-' + f + '-error').textContent = p;
+        show($('app-' + f + '-error'), true);
+        const input = $('app-' + f) || $('app-access-only-me');
+        input.setAttribute('aria-invalid', 'true');
+        first = first || input;
+        return;
+      }
+      const li = document.createElement('li');
+      li.textContent = p;
+      ul.appendChild(li);
+    });
+    show(ul, ul.children.length > 0);
+    if (first) first.focus();
+    return;
+  }
+  $('app-client-secret').value = '';
+  flash('Saved ' + (r.data.name || r.data.client_key) + '. TikTok accepted its Client key and Client secret.', 'ok');
+  resetAppForm();
+  await loadApps();
+}
+
+async function removeApp(a, button) {
+  // Two steps, no dialog: the first press asks, the second removes.
+  if (button.dataset.confirm !== '1') {
+    button.dataset.confirm = '1';
+    button.textContent = 'Press again to remove';
+    return;
+  }
+  const r = await api('DELETE', '/tiktok/apps/' + encodeURIComponent(a.id));
+  if (r.status !== 200) { flash('Could not remove the app: ' + errorText(r.data, r.status), 'error'); return; }
+  delete state.reports[a.id];
+  flash('Removed ' + (a.name || a.client_key) + '. Accounts connected with it are not shown until it is added again.', 'ok');
+  if ($('app-id').value === a.id) resetAppForm();
+  await loadApps();
+  await loadAccounts(null);
+}
+
+async function copyRedirect() {
+  const input = $('app-redirect');
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(input.value);
+    ok = true;
+  } catch (e) {
+    input.select();
+    try { ok = document.execCommand('copy'); } catch (e2) { ok = false; }
+  }
+  state.copied = ok;
+  $('copy-status').textContent = ok ? 'Copied. Paste it as a Redirect URI in your app\'s Login Kit settings.'
+    : 'Select the Redirect URL and copy it (Ctrl+C).';
+  renderSteps();
+}
+
+// The block's order: each step done, the next one said in words.
+function renderSteps() {
+  if (!state.apps) return;
+  const configured = state.apps.apps.length > 0 || !!state.apps.default;
+  const checked = Object.values(state.reports).some((r) => r.ok) || !!state.apps.default;
+  const connected = state.accounts.length > 0;
+  const done = { configure: configured, redirect: configured && (state.copied || checked), check: checked,
+    connect: connected, post: state.jobs.some((j) => j.state === 'published' || j.state === 'inbox') };
+  let current = null;
+  for (const li of $('steps').children) {
+    const step = li.dataset.step;
+    li.classList.toggle('done', done[step]);
+    li.classList.toggle('current', !done[step] && !current);
+    if (!done[step] && !current) current = step;
+  }
+  const NEXT = {
+    configure: 'First add your TikTok app: enter its Client key and Client secret below and save.',
+    redirect: 'Next: copy the Redirect URL into your app\'s Login Kit settings on TikTok for Developers.',
+    check: 'Next: check the app (the Check button next to it).',
+    connect: 'Next: connect a TikTok account with your app.',
+    post: 'Next: fill in the post below.',
+  };
+  $('next-step').textContent = current ? NEXT[current] : 'All set.';
+  $('connect').disabled = !configured;
 }
 
 function whoCanUse(a) {
@@ -149,6 +391,7 @@ async function loadAccounts(wanted) {
   ul.textContent = '';
   show($('no-connections'), list.length === 0);
   show($('accounts-box'), list.length > 0);
+  renderSteps();
   if (list.length === 0) {
     state.account = null;
     show($('creator'), false);
@@ -178,7 +421,8 @@ async function loadAccounts(wanted) {
     name.textContent = a.nickname || 'TikTok account ' + a.open_id;
     const meta = document.createElement('span');
     meta.className = 'muted small meta';
-    meta.textContent = whoCanUse(a) + ' · connected until ' + day(a.refresh_expires_at);
+    meta.textContent = whoCanUse(a) + ' · connected until ' + day(a.refresh_expires_at)
+      + (a.app ? ' · app: ' + a.app.name : '');
     text.append(name, document.createElement('br'), meta);
     label.append(radio, img, text);
     li.appendChild(label);
@@ -443,12 +687,17 @@ async function submit(ev) {
     brand_own: d.own,
     brand_third_party: d.third,
     ai_generated: $('ai-generated').checked,
+    relay: $('relay').value,
   };
   state.posting = true;
   state.serverProblems = {};
   update();
   show($('problems'), false);
-  const r = await api('POST', '/tiktok/posts', body);
+  // One key per press of Post: a repeated request (a double click, a retry
+  // after a lost answer) names the same job on the server, never a second post.
+  const key = (self.crypto && crypto.randomUUID) ? crypto.randomUUID()
+    : String(Date.now()) + '-' + Math.random().toString(16).slice(2);
+  const r = await api('POST', '/tiktok/posts', body, { 'Idempotency-Key': key });
   if (r.status !== 202) {
     state.posting = false;
     const err = (r.data && r.data.error) || {};
@@ -472,11 +721,12 @@ async function submit(ev) {
     if (first) first.focus();
     return;
   }
-  $('publish-id').textContent = r.data.publish_id;
-  setStatus(r.data.status, null);
+  $('publish-id').textContent = r.data.publish_id || '';
+  setStatus(r.data.status || 'QUEUED', null);
   show($('status-box'), true);
   $('status-box').scrollIntoView({ behavior: 'smooth' });
-  poll(r.data.publish_id, 1000);
+  loadJobs();
+  poll(r.data.job.id, 1000);
 }
 
 function setStatus(status, data) {
@@ -492,12 +742,22 @@ function setStatus(status, data) {
   el.className = status === 'FAILED' ? 'error' : status === 'PUBLISH_COMPLETE' ? 'ok' : '';
 }
 
+// A job's state in TikTok's words for the status line.
+function jobStatus(j) {
+  if (j.state === 'published') return 'PUBLISH_COMPLETE';
+  if (j.state === 'inbox') return 'SEND_TO_USER_INBOX';
+  if (j.state === 'failed' || j.state === 'cancelled' || j.state === 'ambiguous') return 'FAILED';
+  return j.status || 'QUEUED';
+}
+
+// Follows the post's job on the server until it is final.
 async function poll(id, delay) {
   await new Promise((res) => setTimeout(res, delay));
-  const r = await api('GET', '/tiktok/posts/' + encodeURIComponent(id) + '?account='
-    + encodeURIComponent(state.account));
+  const r = await api('GET', '/tiktok/jobs/' + encodeURIComponent(id));
   let next = Math.min(delay * 1.5, 5000);
   if (r.status === 200) {
+    r.data.status = jobStatus(r.data);
+    if (r.data.publish_id) $('publish-id').textContent = r.data.publish_id;
     setStatus(r.data.status, r.data);
     const prog = $('post-progress');
     if (r.data.status === 'PROCESSING_DOWNLOAD' && r.data.downloaded_bytes) {
@@ -507,6 +767,7 @@ async function poll(id, delay) {
     if (FINAL.has(r.data.status)) {
       state.posting = false;
       update();
+      loadJobs();
       return;
     }
   } else if (r.status === 429 || r.status === 503) {
@@ -515,6 +776,49 @@ async function poll(id, delay) {
     $('post-status').textContent = 'Could not read the status: ' + errorText(r.data, r.status) + ' Retrying…';
   }
   poll(id, next);
+}
+
+// ------------------------------------------------------------- recent posts
+
+const JOB_TEXT = {
+  queued: 'Waiting to be sent', running: 'Being sent to TikTok', processing: 'TikTok is processing it',
+  published: 'Posted', inbox: 'Sent to the TikTok inbox', failed: 'Failed', cancelled: 'Cancelled',
+  ambiguous: 'Unclear whether TikTok created it',
+};
+let jobsTimer = null;
+
+async function loadJobs() {
+  clearTimeout(jobsTimer);
+  const r = await api('GET', '/tiktok/jobs');
+  if (r.status !== 200) return;
+  state.jobs = r.data.jobs;
+  const ul = $('jobs');
+  ul.textContent = '';
+  const now = Date.now() / 1000;
+  for (const j of r.data.jobs) {
+    const li = document.createElement('li');
+    li.dataset.state = j.state;
+    const st = document.createElement('span');
+    st.className = 'state';
+    st.textContent = j.state === 'queued' && j.run_at > now + 1
+      ? 'Scheduled for ' + new Date(j.run_at * 1000).toLocaleString('en-GB') : JOB_TEXT[j.state] || j.state;
+    const acc = state.accounts.find((a) => a.open_id === j.open_id);
+    const meta = document.createElement('span');
+    meta.className = 'muted small';
+    meta.textContent = ' · ' + new Date(j.created_at * 1000).toLocaleString('en-GB')
+      + (acc ? ' · ' + (acc.nickname || 'TikTok account') : '');
+    li.append(st, meta);
+    if (j.error && j.final) {
+      const e = document.createElement('div');
+      e.className = 'error small';
+      e.textContent = j.error.message;
+      li.appendChild(e);
+    }
+    ul.appendChild(li);
+  }
+  show($('jobs-box'), r.data.jobs.length > 0);
+  renderSteps();
+  if (r.data.jobs.some((j) => !j.final)) jobsTimer = setTimeout(loadJobs, 3000);
 }
 
 // ------------------------------------------------------------------ wiring
@@ -539,7 +843,12 @@ document.addEventListener('DOMContentLoaded', () => {
   $('connect-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const access = new FormData($('connect-form')).get('access') || 'only_me';
-    location.assign('/tiktok/connect?access=' + encodeURIComponent(access));
+    const app = $('connect-app').value;
+    location.assign('/tiktok/connect?access=' + encodeURIComponent(access)
+      + (app ? '&app=' + encodeURIComponent(app) : ''));
   });
+  $('app-form').addEventListener('submit', saveApp);
+  $('app-cancel').addEventListener('click', resetAppForm);
+  $('copy-redirect').addEventListener('click', copyRedirect);
   start().catch((e) => flash('The page could not load: ' + e.message, 'error'));
 });
