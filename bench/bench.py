@@ -1136,7 +1136,7 @@ JOBS_WORKERS = int(os.environ.get("BENCH_JOBS_WORKERS", "2"))
 JOBS_S = int(os.environ.get("BENCH_JOBS_S", "120"))
 JOBS_LATENCY_N = 5
 JOBS_MEM_UPLOADS = (1, 4, 16)
-JOBS_MEM_SIZE = int(os.environ.get("BENCH_JOBS_MEM_SIZE", "300000000"))
+JOBS_MEM_SIZE = int(os.environ.get("BENCH_JOBS_MEM_SIZE", str(1 << 30)))   # sparse: no disk
 SETTINGS.update(budget_procs=BUDGET_PROCS, budget_s=BUDGET_S, jobs_accounts=JOBS_ACCOUNTS,
                 jobs_workers=JOBS_WORKERS, jobs_s=JOBS_S, jobs_latency_n=JOBS_LATENCY_N,
                 jobs_mem_uploads=list(JOBS_MEM_UPLOADS), jobs_mem_size=JOBS_MEM_SIZE)
@@ -1316,7 +1316,7 @@ def item_jobs(R):
         store = sandbox_user_store("store-jobs.json", users)
         accounts = store_accounts(store)
         allowed = 6 * JOBS_ACCOUNTS * JOBS_S / 60
-        queued = enqueue(store, media, int(allowed * 1.5) + 2 * JOBS_ACCOUNTS, accounts)
+        queued = enqueue(store, media, int(allowed * 2) + 6 * JOBS_ACCOUNTS, accounts)   # never runs dry
         seq = last_seq()
         stopfile = os.path.join(WORK, "jobs.stop")
         t0 = time.time()
@@ -1359,23 +1359,25 @@ def item_jobs(R):
         idle = [smaps_kib(p.pid) for p in ws]
         jobs_ = enqueue(mem_store, big, n)
         ids = {j["id"] for j in jobs_}
-        samples, peak_sum, peak_pss, t_end = 0, 0, 0, time.time() + 300
+        samples, peak_sum, peak_pss, most, t_end = 0, 0, 0, 0, time.time() + 300
         while time.time() < t_end:
             ev = worker_events(ws)
             started = {e["id"] for e in ev if e["type"] == "init"} & ids
             done = {e["id"] for e in ev if e["type"] in ("processing", "published") or
                     e.get("state") in ("processing", "published", "failed")} & ids
-            if len(started) == n and len(done) == 0:      # all n uploads in flight
-                m = [smaps_kib(p.pid) for p in ws]
-                peak_sum = max(peak_sum, sum(x[0] for x in m))
-                peak_pss = max(peak_pss, sum(x[1] for x in m))
+            m = [smaps_kib(p.pid) for p in ws]
+            in_flight = len(started - done)
+            most = max(most, in_flight)
+            if in_flight:
                 samples += 1
+            peak_sum = max(peak_sum, sum(x[0] for x in m))
+            peak_pss = max(peak_pss, sum(x[1] for x in m))
             if len(done) == n:
                 break
             time.sleep(0.05)
         hwm = [peak_kib(p.pid) for p in ws]
         stop_workers(ws, stopfile)
-        res["memory"][str(n)] = {"uploads": n, "samples": samples, "sum_rss_kib": peak_sum, "sum_pss_kib": peak_pss,
+        res["memory"][str(n)] = {"uploads": n, "samples": samples, "most_in_flight": most, "sum_rss_kib": peak_sum, "sum_pss_kib": peak_pss,
                                  "idle_sum_rss_kib": sum(x[0] for x in idle),
                                  "idle_sum_pss_kib": sum(x[1] for x in idle),
                                  "sum_peak_rss_kib": sum(hwm), "max_peak_rss_kib": max(hwm)}

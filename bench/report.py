@@ -6,6 +6,7 @@ right after the machine table. Standard library only.
 """
 import statistics
 
+import report_more
 import results
 
 # The run's settings when a saved report does not say (bench.py's defaults).
@@ -610,6 +611,10 @@ def report(R, M, S=None):
         if figures:
             d.section(title.format(**S), item)
             write(d, figures)
+    for key, item, title, write in report_more.SECTIONS:     # items 8-11
+        if R.get(key):
+            d.section(title, item)
+            write(d, R[key])
     return d.text()
 
 
