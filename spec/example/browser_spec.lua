@@ -122,4 +122,57 @@ describe("examples/openresty in a browser", function()
             assert.equal("\137PNG\r\n\26\n", head, name .. " is not a PNG")
         end
     end)
+
+    it("walks the block's order with the workspace's own TikTok app: configure, copy, check, connect, post", function()
+        if not io.open(CHROMIUM, "rb") then
+            pending("chromium is not installed (apt-get install -y chromium); the browser test did not run")
+            return
+        end
+        -- the app again, without a TikTok app of its own: each workspace adds its own
+        sandbox.exec(sh(RUN) .. " stop --dir " .. sh(dir))
+        local out, rc = sandbox.exec("TIKTOK_RATE_LIMITS=init=100,creator_info=100,status=100 APP_ENV_APP=0 "
+                                     .. "APP_SIGNIN=standin " .. sh(RUN) .. " start --dir " .. sh(dir))
+        assert(rc == 0, "examples/openresty/run start failed:\n" .. out)
+        env = sandbox.read_env(dir .. "/env")
+        local a = sb:add_app({ name = "Globex posting", redirect_uris = { env.APP_URL .. "/tiktok/callback" } })
+        sandbox.exec("rm -f " .. sh(ARTIFACTS) .. "/block-*.png")
+        local cmd = table.concat({
+            "cd " .. sh(BROWSER) .. " &&",
+            "APP_URL=" .. sh(env.APP_URL),
+            "CLIENT_KEY=" .. sh(a.client_key),
+            "CLIENT_SECRET=" .. sh(a.client_secret),
+            "VIDEO_URL=" .. sh(env.TIKTOK_MEDIA_BASE .. "clip-2s.mp4"),
+            "CHROMIUM=" .. sh(CHROMIUM),
+            "SCREENSHOT_DIR=" .. sh(ARTIFACTS),
+            "timeout 150 node block.mjs",
+        }, " ")
+        out, rc = sandbox.exec(cmd)
+        local result
+        for line in out:gmatch("[^\n]+") do
+            local v = cjson.decode(line)
+            if type(v) == "table" and v.ok ~= nil then result = v end
+        end
+        assert(result, "the browser test printed no result (exit " .. tostring(rc) .. "):\n" .. out)
+        assert(result.ok, "the browser test failed (see build/example-screenshots/block-failure.png): "
+               .. tostring(result.error) .. "\nat " .. tostring(result.url) .. "\npassed: "
+               .. table.concat(result.checks or {}, "; "))
+        assert.equal(0, rc)
+        assert.is_true(#result.checks >= 20, cjson.encode(result.checks))
+        -- posted through the workspace's own app
+        local p = sb:post(result.publish_id)
+        assert.equal("PUBLISH_COMPLETE", p.status)
+        assert.equal(a.client_key, p.client_key)
+        assert.equal("Posted through our own TikTok app", p.post_info.title)
+        -- the secret is nowhere in the app's logs
+        local logs = (sandbox.read_file(dir .. "/app/logs/error.log") or "")
+                     .. (sandbox.read_file(dir .. "/app/logs/access.log") or "")
+        assert.is_nil(logs:find(a.client_secret, 1, true))
+        for _, name in ipairs({ "block-1-start.png", "block-2-wrong-secret.png", "block-3-redirect-copied.png",
+                                "block-4-checked.png", "block-5-connected.png", "block-6-posted.png" }) do
+            local f = assert(io.open(ARTIFACTS .. "/" .. name, "rb"), name .. " was not written")
+            local head = f:read(8)
+            f:close()
+            assert.equal("\137PNG\r\n\26\n", head, name .. " is not a PNG")
+        end
+    end)
 end)

@@ -350,8 +350,9 @@ async function copyRedirect() {
 function renderSteps() {
   if (!state.apps) return;
   const configured = state.apps.apps.length > 0 || !!state.apps.default;
-  const checked = Object.values(state.reports).some((r) => r.ok) || !!state.apps.default;
   const connected = state.accounts.length > 0;
+  // a connected account shows the app worked, also after the page was reloaded
+  const checked = Object.values(state.reports).some((r) => r.ok) || !!state.apps.default || connected;
   const done = { configure: configured, redirect: configured && (state.copied || checked), check: checked,
     connect: connected, post: state.jobs.some((j) => j.state === 'published' || j.state === 'inbox') };
   let current = null;
