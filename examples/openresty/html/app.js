@@ -489,6 +489,7 @@ function fillForm() {
     sel.appendChild(o);
   }
   sel.selectedIndex = 0;          // the placeholder: no default (guideline 2b)
+  show($('unaudited-note'), !!state.creator.unaudited);
   for (const [id, off] of [['allow-comment', c.comment_disabled], ['allow-duet', c.duet_disabled],
     ['allow-stitch', c.stitch_disabled]]) {
     $(id).checked = false;         // off by default (guideline 2c)

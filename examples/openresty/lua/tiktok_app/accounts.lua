@@ -273,18 +273,29 @@ function _M.creator()
     if not open_id then return reply.fail(src) end
     local ci, err = src.conn:creator_info(open_id, { as = as_of(who) })
     if not ci then return reply.fail(err) end
+    -- An app TikTok has not audited may post only SELF_ONLY, to private
+    -- accounts: the form offers nothing else.
+    local audited
+    if src.app then audited = src.app.audited == true else audited = config.cfg.audited end
+    local options = ci.privacy_level_options or {}
+    if not audited then
+        local only = {}
+        for _, p in ipairs(options) do if p == "SELF_ONLY" then only[1] = p end end
+        options = only
+    end
     local labels = {}
-    for _, p in ipairs(ci.privacy_level_options or {}) do labels[p] = PRIVACY_LABELS[p] or p end
+    for _, p in ipairs(options) do labels[p] = PRIVACY_LABELS[p] or p end
     return reply.send(200, {
         account = open_id,
         creator = {
             nickname = ci.nickname, username = ci.username, avatar_url = ci.avatar_url,
-            privacy_level_options = reply.list(ci.privacy_level_options),
+            privacy_level_options = reply.list(options),
             comment_disabled = ci.comment_disabled == true, duet_disabled = ci.duet_disabled == true,
             stitch_disabled = ci.stitch_disabled == true,
             max_video_post_duration_sec = ci.max_video_post_duration_sec,
         },
         privacy_labels = labels,
+        unaudited = not audited or nil,
         disclosure = {
             none = disclosure(false, false), your_brand = disclosure(true, false),
             branded_content = disclosure(false, true), both = disclosure(true, true),
