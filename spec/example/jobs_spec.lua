@@ -132,6 +132,28 @@ describe("examples/openresty: posts as jobs (issue 15)", function()
         assert.equal(1, sandbox_posts_with("across a restart"))
     end)
 
+    it("cancels a job TikTok does not have yet (its owner only), not one it has", function()
+        local status, body, _, raw = post(ALICE, url_post({ caption = "never sent", at = os.time() + 600 }))
+        assert.equal(202, status, raw)
+        local id = body.job.id
+        local res
+        status, res = ex:app("POST", "/tiktok/jobs/" .. id .. "/cancel", { user = "bob" })
+        assert.equal(403, status)
+        assert.equal("forbidden", res.error.code)
+        status, res, _, raw = ex:app("POST", "/tiktok/jobs/" .. id .. "/cancel", { user = "alice" })
+        assert.equal(200, status, raw)
+        assert.equal("cancelled", res.state)
+        assert.is_true(res.final)
+        -- a published one is TikTok's
+        local _, list = ex:app("GET", "/tiktok/jobs", { user = "alice" })
+        local published
+        for _, j in ipairs(list.jobs) do if j.state == "published" then published = j.id end end
+        status, res = ex:app("POST", "/tiktok/jobs/" .. published .. "/cancel", { user = "alice" })
+        assert.equal(400, status)
+        assert.matches("TikTok already has the post", res.error.message, 1, true)
+        assert.equal(0, sandbox_posts_with("never sent"))
+    end)
+
     it("continues a file upload that a restart of nginx cut, with one init", function()
         sandbox.exec("mkdir -p " .. sandbox.shell_quote(ex.env.APP_FILES_DIR .. "/alice"))
         local big = media.mp4(ex.env.APP_FILES_DIR .. "/alice", { seconds = 2, size = 130000000 })

@@ -810,6 +810,20 @@ async function loadJobs() {
     meta.textContent = ' · ' + new Date(j.created_at * 1000).toLocaleString('en-GB')
       + (acc ? ' · ' + (acc.nickname || 'TikTok account') : '');
     li.append(st, meta);
+    if (j.state === 'queued' && !j.publish_id) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'link';
+      b.textContent = 'Cancel';
+      b.setAttribute('aria-label', 'Cancel this post');
+      b.addEventListener('click', async () => {
+        const c = await api('POST', '/tiktok/jobs/' + encodeURIComponent(j.id) + '/cancel');
+        if (c.status !== 200) flash('Could not cancel the post: ' + errorText(c.data, c.status), 'error');
+        else flash('The post was cancelled; nothing was sent to TikTok.', 'ok');
+        loadJobs();
+      });
+      li.appendChild(b);
+    }
     if (j.error && j.final) {
       const e = document.createElement('div');
       e.className = 'error small';

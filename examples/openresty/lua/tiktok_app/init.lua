@@ -77,6 +77,7 @@ _M.resume_post = posts.resume
 _M.preview = posts.preview
 _M.jobs = posts.jobs
 _M.job = posts.job
+_M.cancel_job = posts.cancel_job
 _M.apps = function()
     if ngx.req.get_method() == "POST" then return apps.create() end
     return apps.list()

@@ -413,6 +413,30 @@ function _M.jobs()
     return reply.send(200, { jobs = out })
 end
 
+-- POST /tiktok/jobs/<id>/cancel: a job that TikTok does not have yet
+-- (queued, scheduled, waiting for a budget) is cancelled; after its init
+-- the post is TikTok's and the answer says so.
+function _M.cancel_job()
+    local who = identity.request("POST")
+    if not who then return end
+    local id = reply.path_id("job_id", "^job_%x+$", "a job id")
+    if not id then return end
+    local srcs, err = job_sources(who)
+    if not srcs then return reply.fail(err) end
+    for _, src in ipairs(srcs) do
+        local app_id = src.app and src.id or nil
+        local j, jerr = config.offload("jobs_get", { app = app_id, id = id, as = as_of(who) })
+        if j then
+            j, jerr = config.offload("jobs_cancel", { app = app_id, id = id, as = as_of(who) })
+            if not j then return reply.fail(jerr) end
+            local meta = ngx.shared.tiktok_posts:get("job:" .. j.id)
+            return reply.send(200, _M.job_view(j, meta and json.decode(meta) or { app = src.id }))
+        end
+        if jerr and jerr.code ~= "not_found" then return reply.fail(jerr) end
+    end
+    return reply.fail_with(404, "not_found", "no job " .. id .. " of yours")
+end
+
 -- GET /tiktok/jobs/<id>: one job of the user's (any of their TikTok apps).
 function _M.job()
     local who = identity.request("GET")
