@@ -120,6 +120,21 @@ bench: deps all
 bench-hostile:
 	@python3 bench/bench.py --hostile
 
+# Items 8-11 of make bench alone (each with its own sandbox; the figures are
+# put into BENCHMARKS.md next to the other items' saved ones): relay of a URL
+# vs curl by hand (issue 16, ~5 min), budgets shared by 4 processes (issue
+# 14, ~2.5 min), jobs: rate, latency, memory (issue 15, ~4 min), /ping in
+# every run and the upload buffer sizes (issue 18, ~8 min).
+.PHONY: bench-relay bench-budgets bench-jobs bench-ping
+bench-relay: deps all
+	@BENCH_ONLY=8 bench/run
+bench-budgets: deps all
+	@BENCH_ONLY=9 bench/run
+bench-jobs: deps all
+	@BENCH_ONLY=10 bench/run
+bench-ping: deps all
+	@BENCH_ONLY=11 bench/run
+
 # The README's main job: the whole journey through bin/tiktok against the
 # sandbox. Only the demo's packages and the Lua 5.4 build.
 demo: deps-demo build/5.4/tiktok/core.so

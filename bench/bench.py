@@ -16,7 +16,16 @@ end of BENCHMARKS.md and to build/bench/results.jsonl.
 Environment knobs (for development; `make bench` uses the defaults):
     BENCH_RUNS=3            runs per upload figure (the median is shown)
     BENCH_RUNS_MAIN=7       runs of the 1 GiB uploads and of the status fetches
-    BENCH_ONLY=1,2,...      run only these items (1-7; BENCHMARKS.md is then not written)
+    BENCH_ONLY=1,2,...      run only these items (1-11; BENCHMARKS.md is then not written,
+                            except for items 8-11 alone: their figures are put into it next
+                            to the other items' saved ones)
+    BENCH_QUIET_WAIT_S=90   how long a latency-sensitive run waits for a 1-min load average
+                            under 1.0 (the machine may be shared; each run records its load)
+    BENCH_RELAY_SIZES, BENCH_RELAY_RUNS=3      item 8 (relay): sizes, runs of the 1 GiB pairs
+    BENCH_BUDGET_S=120                         item 9 (budgets): seconds of the 4 processes
+    BENCH_JOBS_ACCOUNTS=2, BENCH_JOBS_WORKERS=2, BENCH_JOBS_S=120, BENCH_JOBS_MEM_SIZE
+                                               item 10 (jobs)
+    BENCH_PING_RUNS=5, BENCH_PING_BUF_RUNS=3   item 11 (/ping in every run)
     BENCH_OUT=path          where to write the report (default: BENCHMARKS.md)
     BENCH_SIZES=1 GiB,...   upload sizes to run (default: 100 MB,1 GiB,4 GiB)
 """

@@ -111,6 +111,15 @@ def heading(d, M):
            f"{S['runs_main']} runs for 1 GiB and the status fetches, {S['runs']} runs for 100 MB and 4 GiB "
            "(min–max in brackets). MB/s = 10^6 bytes/s. All traffic went to 127.0.0.1: the "
            "local TikTok sandbox (`sandbox/`, one nginx worker, upload hashing off) stands in for TikTok.")
+    later = [(item, (d.R.get(key) or {}).get("run") or {}) for key, item, _, _ in report_more.SECTIONS]
+    later = [(item, run) for item, run in later if run and run.get("date") != M.get("date")]
+    if later:
+        names = [item for item, _ in later]
+        d.para(("Items " + ", ".join(names[:-1]) + " and " + names[-1] + " were" if len(names) > 1
+                else "Item " + names[0] + " was") + " measured in later runs of their own "
+               "(`BENCH_ONLY=8,9,10,11 make bench`, each item also alone) on the same machine; each section "
+               "says when, at which commit and under which load; the other items' figures are those of the "
+               "run above.")
     d.w("| machine | |", "|---|---|")
     for label, fmt in MACHINE_ROWS:
         d.row(label, fmt.format(**M))
