@@ -216,16 +216,7 @@ end
 
 -- ---------------------------------------------------- stored TikTok apps
 
-local apps_obj   -- tiktok.apps on the app's own store (this worker)
 local app_conns = {}   -- id -> { version, main, upload }
-
---- config.apps() -> tiktok.apps{ store = the app's store }
-function _M.apps()
-    if not apps_obj then
-        apps_obj = tiktok.apps({ store = _M.store(), connect = _M.shared_opts() })
-    end
-    return apps_obj
-end
 
 -- lua-tiktok's worker-thread VMs keep one connection per client key, hosts
 -- and store; a new client secret of the same app would not reach them. The
@@ -243,18 +234,25 @@ end
 --- config.app_conn(app, kind) -> the connection of a stored TikTok app
 -- (the public view from apps:list / apps:get: id, updated_at, owner,
 -- workspace), "main" or "upload"; nil, err. Made again when the
--- configuration changed.
+-- configuration changed. Like apps:connect: tiktok.connect with the stored
+-- client key, secret, redirect URI, scopes and audit flag, on the app's
+-- own store.
 function _M.app_conn(app, kind)
     local c = app_conns[app.id]
     local version = tostring(app.updated_at) .. "/" .. tostring(app.secret_hint)
     if not c or c.version ~= version then
-        local as = { user = app.owner, workspace = app.workspace }
+        -- the stored configuration, read in a store thread (as apps:connect
+        -- would read it, but off the event loop)
+        local own, err = _M.offload("apps_connect_opts", { id = app.id,
+                                                           as = { user = app.owner, workspace = app.workspace } })
+        if not own then return nil, err end
         c = { version = version }
         for k, pool in pairs({ main = "tiktok", upload = "tiktok_upload" }) do
-            local o = runtime_opts({ as = as, store = _M.store(app.id) }, pool)
-            for sk, v in pairs(_M.shared_opts()) do o[sk] = v end
-            local conn, err = _M.apps():connect(app.id, o)
-            if not conn then return nil, err end
+            local o = runtime_opts(_M.shared_opts(), pool)
+            for ok_, v in pairs(own) do o[ok_] = v end
+            o.store = _M.store(app.id)
+            local conn, cerr = tiktok.connect(o)
+            if not conn then return nil, cerr end
             c[k] = versioned(conn, version)
         end
         app_conns[app.id] = c

@@ -54,6 +54,19 @@ function OPS.apps_save(ctx, a) return apps_of(ctx):save(a.opts) end
 function OPS.apps_delete(ctx, a) return apps_of(ctx):delete(a.id, { as = a.as }) end
 function OPS.apps_check(ctx, a) return apps_of(ctx):check(a.id, { as = a.as }) end
 
+-- What tiktok.connect needs of a stored app (what apps:connect takes from
+-- the record), for the worker's connection: read here, in the thread, so
+-- the event loop never waits for the store. The secret stays in memory.
+function OPS.apps_connect_opts(ctx, a)
+    local pub, err = apps_of(ctx):get(a.id, { as = a.as })
+    if not pub then return nil, err end
+    local rec
+    rec, err = make_store(ctx.store):get_app(a.id)
+    if not rec then return nil, err or { code = "not_found", message = "the TikTok app configuration is gone" } end
+    return { client_key = rec.client_key, client_secret = rec.client_secret, redirect_uri = rec.redirect_uri,
+             scopes = rec.scopes, audited = rec.audited == true }
+end
+
 -- Every stored app (for the job workers): id, owner, workspace, version;
 -- never a secret.
 function OPS.apps_all(ctx)
