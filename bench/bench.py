@@ -1218,11 +1218,24 @@ def item_budgets(R):
     finally:
         admin("PATCH", "/config", {"rate_limits": BENCH_LIMITS})
     entries = log_since(seq)
-    by = count_log(entries, t0 - 1, t1 + 1)
+    # the requests sent in the run's BUDGET_S seconds (a process may start
+    # one more call just before its deadline: it is not counted)
+    by = count_log(entries, t0, t0 + BUDGET_S)
     minutes = BUDGET_S / 60
+    # each 429: when, and how many requests of its endpoint the sandbox had
+    # seen in the 60 s before it (its sliding window)
+    refused = []
+    for e in entries:
+        if e.get("status") == 429:
+            before = [x for x in entries if x.get("endpoint") == e.get("endpoint")
+                      and e["time"] - 60 < x.get("time", 0) < e["time"] and x.get("status") != 429]
+            gaps = sorted(e["time"] - x["time"] for x in before)
+            refused.append({"endpoint": e.get("endpoint"), "at_s": round(e["time"] - t0, 3),
+                            "in_window_before": len(before),
+                            "oldest_in_window_s_before": round(gaps[-1], 3) if gaps else None})
     res = {"procs": {"rows": outs},
            "log": {"seconds": t1 - t0, "minutes": minutes, "by_endpoint": by,
-                   "all_429": sum(c["429"] for c in by.values()),
+                   "all_429": sum(1 for e in entries if e.get("status") == 429), "refused": refused,
                    "init_per_min": by.get("video.init", {}).get("requests", 0) / minutes,
                    "status_per_min": by.get("status.fetch", {}).get("requests", 0) / minutes,
                    "creator_info_per_min": by.get("creator_info", {}).get("requests", 0) / minutes}}
@@ -1356,7 +1369,7 @@ def item_jobs(R):
                        "queued": len(queued), "inits": len(inits),
                        "finished": {k: len(v) for k, v in finals.items()},
                        "log_inits": by.get("video.init", {}).get("requests", 0),
-                       "all_429": sum(c["429"] for c in by.values()), "by_endpoint": by,
+                       "all_429": sum(1 for e in entries if e.get("status") == 429), "refused": refused, "by_endpoint": by,
                        "allowed_inits": allowed,
                        "jobs_per_min": by.get("video.init", {}).get("requests", 0) / ((t1 - t0) / 60),
                        "allowed_per_min": 6 * JOBS_ACCOUNTS,

@@ -116,7 +116,8 @@ def section_budgets(d, fig):
            "2 s for it, then the process goes on to the other call). The sandbox has its default limits "
            "(TikTok's: per access token 6 inits, 20 creator_info and 30 status fetches in any 60 s); a "
            "fresh sandbox user whose token had made no request yet. Counted from the sandbox's request "
-           "log over the run.")
+           "log over the run's 120 s (a call started right at a process's deadline is not counted; the "
+           "429 answers are counted over the whole run).")
     d.head("endpoint", "requests", "per minute", "budget a minute", "of the budget", "429 answers")
     by = log.get("by_endpoint") or {}
     for ep in ("video.init", "creator_info", "status.fetch", "upload.put"):
@@ -135,6 +136,22 @@ def section_budgets(d, fig):
     d.para("")
     d.para("\"held back\": the library answered `rate_limit_exceeded` itself (after waiting up to 2 s) and "
            "sent nothing to TikTok.")
+    refused = log.get("refused") or []
+    if refused:
+        d.para("Every 429 the sandbox answered (the requests of the same endpoint it had accepted in the "
+               "60 s before, and how long before the oldest of them was): "
+               + "; ".join(f"{r['endpoint']} at {r['at_s']:.1f} s ({r['in_window_before']} before, oldest "
+                           f"{r['oldest_in_window_s_before']} s)" for r in refused)
+               + ".")
+        edge = [r for r in refused if (r.get("oldest_in_window_s_before") or 0) >= 57]
+        if len(edge) == len(refused):
+            d.para("Each of them came less than 3 s before the oldest request of its window left it: the "
+                   "library takes a use from its budget (the store's clock) when it decides to send, which "
+                   "is some time before the request arrives, and the sandbox counts from arrival; when the "
+                   "oldest request of the window arrived later after its use was taken than the new one "
+                   "does (a busy machine), the sandbox sees one "
+                   "request too many. Keeping a margin of a few seconds past the window (or taking the use "
+                   "again right before sending) would close that gap: a library change, not made here.")
     all429 = log.get("all_429", 0)
     ini = by.get("video.init", {}).get("requests", 0) / minutes
     st = by.get("status.fetch", {}).get("requests", 0) / minutes
