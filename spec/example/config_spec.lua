@@ -85,4 +85,33 @@ http {
         assert.is_false(ok)
         assert.matches("nobody could sign in", out, 1, true)
     end)
+
+    it("refuses a store, key, TikTok app or job setting it could not use, with the reason", function()
+        local prod = { APP_URL = "https://app.example", APP_TRUSTED_PROXIES = "10.0.0.5", APP_PROXY_SECRET = SECRET }
+        local function with(t)
+            local out = {}
+            for k, v in pairs(prod) do out[k] = v end
+            for k, v in pairs(t) do out[k] = v end
+            return out
+        end
+        for _, case in ipairs({
+            { { APP_STORE_KEY = "not-hex" }, "APP_STORE_KEY must be 64 hex characters" },
+            { { APP_STORE = "store.json" }, "APP_STORE must be an absolute file path or a postgresql:// URL" },
+            { { APP_STORE = "postgres:/nowhere" }, "APP_STORE must be a file path or a postgresql:// URL" },
+            { { TIKTOK_CLIENT_SECRET = false }, "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET go together" },
+            { { APP_WEBHOOK_SECRET = "short" }, "APP_WEBHOOK_SECRET must be at least 32 characters" },
+            { { APP_JOB_CONCURRENCY = "0" }, "APP_JOB_CONCURRENCY must be 1 to 16" },
+        }) do
+            local ok, out = check(with(case[1]))
+            assert.is_false(ok, case[2])
+            assert.matches(case[2], out, 1, true)
+        end
+        -- no TikTok app of the server's own: each workspace adds its own on the page
+        local ok, out = check(with({ TIKTOK_CLIENT_KEY = false, TIKTOK_CLIENT_SECRET = false }))
+        assert.is_true(ok, out)
+        -- a key, and a PostgreSQL URL (nothing connects before the first request)
+        ok, out = check(with({ APP_STORE_KEY = ("ab"):rep(32),
+                               APP_STORE = "postgresql:///tiktok?host=/nonexistent" }))
+        assert.is_true(ok, out)
+    end)
 end)
