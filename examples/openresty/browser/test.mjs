@@ -171,6 +171,9 @@ try {
     check(!(await page.locator(id).isChecked()), id + ' is off by default');
   }
   check(await page.locator('#post-button').isDisabled(), 'Post is disabled until privacy and a URL are given');
+  check(await page.locator('#relay').inputValue() === 'auto'
+    && (await page.locator('label[for="relay"]').innerText()).includes('If TikTok will not pull the URL'),
+    'the relay choice for a Video URL TikTok will not pull is offered, automatic by default');
   check((await page.locator('#post-why').innerText()).includes('Enter the Video URL'),
     'why Post is disabled is visible text: ' + await page.locator('#post-why').innerText());
   await privacy.selectOption('SELF_ONLY');
