@@ -1397,8 +1397,9 @@ def item_jobs(R):
         while time.time() < t_end:
             ev = worker_events(ws)
             started = {e["id"] for e in ev if e["type"] == "init"} & ids
-            done = {e["id"] for e in ev if e["type"] in ("processing", "published") or
-                    e.get("state") in ("processing", "published", "failed")} & ids
+            # the init event already carries the state "processing": the upload
+            # is over at the first status poll (event "processing") or the end
+            done = {e["id"] for e in ev if e["type"] in ("processing", "published", "failed")} & ids
             m = [smaps_kib(p.pid) for p in ws]
             in_flight = len(started - done)
             most = max(most, in_flight)

@@ -17,7 +17,9 @@ local mode = arg[1]
 
 if mode == "worker" then
     local stopfile, limits = arg[2], arg[3] or "default"
-    local conn = lib.connect("https", { rate_limits = limits == "default" and false or nil })
+    local extra = {}
+    if limits == "default" then extra.rate_limits = false end      -- false: the library's own (TikTok's)
+    local conn = lib.connect("https", extra)
     local jobs = tiktok.jobs({ connection = conn })
     local function stop()
         local f = io.open(stopfile, "rb")
