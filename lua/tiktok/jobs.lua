@@ -359,8 +359,13 @@ function Run:start()
         local ok, err = self.jobs.store:locked(function()
             local cur, gerr = self.jobs.store:get_job(job.id)
             if gerr then return nil, gerr end
-            if not cur or cur.worker ~= job.worker or cur.init_at or cur.publish_id then return nil, LOST end
+            -- (a second init in the same run follows one TikTok refused with
+            -- nothing created: the relay of a URL TikTok would not pull)
+            if not cur or cur.worker ~= job.worker or cur.publish_id or (cur.init_at and not self.init_marked) then
+                return nil, LOST
+            end
             job.init_at, job.lease_until = now_s(), now_s() + self.jobs.opts.lease_s
+            self.init_marked = true
             return self:save()
         end)
         if not ok then error(err, 0) end

@@ -92,11 +92,11 @@ local function thread_cfg(conn)
         end
     end
     local cfg = { opts = opts, store = plain(store._ctor, "store", 0), log = conn.opts.log ~= nil }
-    local key = {}
-    for _, k in pairs({ "client_key", "api_base", "auth_base", "ca_file", "redirect_uri" }) do
-        key[#key + 1] = tostring(opts[k])
-    end
-    cfg.key = table.concat(key, "|") .. "|" .. store._ctor.module .. "|" .. store._ctor.id
+    -- The thread VMs cache one connection per configuration: the key is a
+    -- digest of every option (the client secret included, so a connection
+    -- made after the secret changed never reuses one made before) and the store.
+    cfg.key = require("tiktok.core").sha256_hex(assert(require("tiktok.json").encode({ opts, cfg.store,
+                                                                                      cfg.log })))
     conn._thread_cfg = cfg
     return cfg
 end

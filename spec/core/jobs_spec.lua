@@ -281,6 +281,23 @@ describe("tiktok.jobs", function()
         assert.equal("forbidden", err.code)
     end)
 
+    it("a URL TikTok will not pull is relayed inside the job: two inits (the refused one created nothing)", function()
+        sb:admin("PATCH", "/apps/default", { verified_prefixes = {}, verified_domains = {} })
+        local c2 = tt.connect(sb, { store = store, relay_allow_private = true, relay_ca_file = sb.env.TIKTOK_CA_FILE })
+        local j2 = tiktok.jobs({ connection = c2, poll_s = 1 })
+        local j = assert(j2:enqueue({ post = url_post() }))
+        for _ = 1, 40 do
+            j2:work({ idle_exit = true })
+            if require("tiktok.jobs").FINAL[j2:get(j.id).state] then break end
+            sandbox.sleep(0.3)
+        end
+        local got = j2:get(j.id)
+        assert.equal("published", got.state, tostring(got.error))
+        assert.equal(2, inits())
+        assert.equal(1, #sb:posts())
+        assert.equal(media.sha256(clip), sb:post(got.publish_id).sha256)
+    end)
+
     it("refuses bad calls", function()
         assert.has_error(function() jobs:enqueue({ post = url_post(), bogus = 1 }) end)
         assert.has_error(function() jobs:enqueue({ post = { connection = conn } }) end)
