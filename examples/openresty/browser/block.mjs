@@ -8,53 +8,21 @@
 //   APP_URL=... CLIENT_KEY=... CLIENT_SECRET=... VIDEO_URL=https://.../clip-2s.mp4 \
 //   SCREENSHOT_DIR=... node block.mjs
 // Prints one JSON line { ok, publish_id, checks } and exits 0 on success.
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { need, run, TIMEOUT } from './common.mjs';
 
-const need = (name) => {
-  const v = process.env[name];
-  if (!v) { console.error(`browser test: ${name} is not set`); process.exit(2); }
-  return v;
-};
 const APP_URL = need('APP_URL');
 const CLIENT_KEY = need('CLIENT_KEY');
 const CLIENT_SECRET = need('CLIENT_SECRET');
 const VIDEO_URL = need('VIDEO_URL');
 const SHOTS = need('SCREENSHOT_DIR');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const USER = process.env.APP_USER || 'bob';
 const WORKSPACE = process.env.APP_WORKSPACE || 'globex';
-const TIMEOUT = 30000;
 
-const checks = [];
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
-  checks.push(what);
-}
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tiktok-example-chromium-'));
-fs.mkdirSync(SHOTS, { recursive: true });
-let context;
-let page;
-let exitCode = 1;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    ignoreHTTPSErrors: true,
-    viewport: { width: 900, height: 1300 },
-  });
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: APP_URL });
-  page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
+await run({ shots: SHOTS, failureShot: 'block-failure.png', clipboardOrigin: APP_URL },
+  async ({ page, check, shot }) => {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  const shot = (name, locator) => (locator || page).screenshot(
-    locator ? { path: path.join(SHOTS, name) } : { path: path.join(SHOTS, name), fullPage: true });
   const settings = page.locator('#settings');
   const next = page.locator('#next-step');
 
@@ -150,15 +118,5 @@ try {
   await shot('block-6-posted.png');
   check(!(await page.content()).includes(CLIENT_SECRET), 'the page never held the client secret');
   check(pageErrors.length === 0, 'no script errors on the page (' + pageErrors.join('; ') + ')');
-  console.log(JSON.stringify({ ok: true, publish_id: publishId, checks }));
-  exitCode = 0;
-} catch (e) {
-  if (page) {
-    try { await page.screenshot({ path: path.join(SHOTS, 'block-failure.png'), fullPage: true }); } catch (_) { /* none */ }
-  }
-  console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e), url: page ? page.url() : null, checks }));
-} finally {
-  if (context) await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-}
-process.exit(exitCode);
+  return { publish_id: publishId };
+});

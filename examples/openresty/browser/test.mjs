@@ -10,16 +10,8 @@
 //   VIDEO_CLIP=clip-2s SECOND_USERNAME=sandbox_private SANDBOX_ADMIN=http://127.0.0.1:P/_sandbox \
 //   SANDBOX_USER=sandbox_user SCREENSHOT_DIR=... node test.mjs
 // Prints one JSON line { ok, publish_id, status, nickname, second_nickname, checks } and exits 0 on success.
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { need, run, TIMEOUT } from './common.mjs';
 
-const need = (name) => {
-  const v = process.env[name];
-  if (!v) { console.error(`browser test: ${name} is not set`); process.exit(2); }
-  return v;
-};
 const APP_URL = need('APP_URL');
 const VIDEO_URL_TEMPLATE = need('VIDEO_URL_TEMPLATE');
 const VIDEO_CLIP = need('VIDEO_CLIP');
@@ -27,20 +19,13 @@ const SHOTS = need('SCREENSHOT_DIR');
 const SECOND_USERNAME = need('SECOND_USERNAME');
 const SANDBOX_ADMIN = need('SANDBOX_ADMIN');
 const SANDBOX_USER = need('SANDBOX_USER');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const USER = process.env.APP_USER || 'alice';
 const WORKSPACE = process.env.APP_WORKSPACE || 'acme';
-const TIMEOUT = 30000;
 // Names of the API that the page must never show to a person.
 const API_NAMES = ['video_url', 'video_file', 'photo_urls', 'privacy_level', 'brand_own', 'brand_third_party',
   'ai_generated', 'disable_comment', 'comment_disabled', 'open_id', 'publish_id', 'invalid_settings',
   'invalid_argument'];
 
-const checks = [];
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
-  checks.push(what);
-}
 
 async function sandboxUser(patch) {
   const res = await fetch(SANDBOX_ADMIN + '/users/' + encodeURIComponent(SANDBOX_USER), {
@@ -49,31 +34,13 @@ async function sandboxUser(patch) {
   if (!res.ok) throw new Error('the sandbox refused PATCH /users: ' + res.status);
 }
 
-const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tiktok-example-chromium-'));
-fs.mkdirSync(SHOTS, { recursive: true });
-let context;
-let page;
-let exitCode = 1;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    // The sandbox's consent page and media use its throwaway CA.
-    ignoreHTTPSErrors: true,
-    viewport: { width: 900, height: 1300 },
-  });
-  page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
+await run({ shots: SHOTS, failureShot: 'example-failure.png' }, async ({ page, context, check, shot }) => {
   const pageErrors = [];
   const consoleProblems = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
     if ((m.type() === 'error' || m.type() === 'warning') && /pattern/i.test(m.text())) consoleProblems.push(m.text());
   });
-  const shot = (name, locator) => (locator || page).screenshot(
-    locator ? { path: path.join(SHOTS, name) } : { path: path.join(SHOTS, name), fullPage: true });
   const noApiNames = async (where) => {
     const text = await page.locator('main').innerText();
     const found = API_NAMES.filter((n) => text.includes(n));
@@ -288,16 +255,6 @@ try {
   await noApiNames('posted');
   await shot('example-posted.png');
   check(pageErrors.length === 0, 'no script errors on the page (' + pageErrors.join('; ') + ')');
-  console.log(JSON.stringify({ ok: true, publish_id: publishId, status: 'PUBLISH_COMPLETE', nickname,
-    second_nickname: second, checks }));
-  exitCode = 0;
-} catch (e) {
-  if (page) {
-    try { await page.screenshot({ path: path.join(SHOTS, 'example-failure.png'), fullPage: true }); } catch (_) { /* none */ }
-  }
-  console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e), url: page ? page.url() : null, checks }));
-} finally {
-  if (context) await context.close();
-  fs.rmSync(userDataDir, { recursive: true, force: true });
-}
-process.exit(exitCode);
+  return { publish_id: publishId, status: 'PUBLISH_COMPLETE', nickname,
+    second_nickname: second };
+});

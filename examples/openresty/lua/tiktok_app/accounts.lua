@@ -235,13 +235,22 @@ end
 
 -- POST /tiktok/accounts/<open_id>/disconnect: revokes the app's access at
 -- TikTok and forgets the account. Only the user who connected it may.
-function _M.disconnect()
-    local who = identity.request("POST")
-    if not who then return end
+-- The preamble of a route about one account (/tiktok/accounts/<open_id>/...):
+-- who is asking, the open_id and where the account lives; nil when the
+-- answer has already been sent.
+function _M.account_request(method)
+    local who = identity.request(method)
+    if not who then return nil end
     local id = reply.path_id("open_id", "^[%w_%-]+$", "an open_id")
-    if not id then return end
-    local src, serr = _M.locate(who, id)
-    if not src then return reply.fail(serr) end
+    if not id then return nil end
+    local src, err = _M.locate(who, id)
+    if not src then return nil, reply.fail(err) end
+    return who, id, src
+end
+
+function _M.disconnect()
+    local who, id, src = _M.account_request("POST")
+    if not who then return end
     local acc, err = src.conn:account(id, { as = as_of(who) })
     if not acc then return reply.fail(err) end
     if acc.owner ~= who.user then

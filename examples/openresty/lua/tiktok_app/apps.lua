@@ -263,14 +263,9 @@ end
 -- GET /tiktok/accounts/<open_id>/check: after a connect, the permissions
 -- the person granted against what posting needs.
 function _M.check_account()
-    local who = identity.request("GET")
+    local who, id, src = accounts.account_request("GET")
     if not who then return end
-    local id = reply.path_id("open_id", "^[%w_%-]+$", "an open_id")
-    if not id then return end
-    local src, err = accounts.locate(who, id)
-    if not src then return reply.fail(err) end
-    local rep
-    rep, err = src.conn:check_account(id, { as = as_of(who) })
+    local rep, err = src.conn:check_account(id, { as = as_of(who) })
     if not rep then return reply.fail(err) end
     return reply.send(200, report_view(rep))
 end

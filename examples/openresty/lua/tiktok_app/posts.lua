@@ -259,11 +259,20 @@ end
 -- job; waits a few seconds for TikTok's answer to the init, then answers
 -- 202 with the job and (once known) the publish_id. A post refused before
 -- init (invalid settings, ...) answers the error, with the job.
-function _M.create()
+-- The preamble of a JSON POST route: who is asking, and the body; nil
+-- when the answer has already been sent.
+local function json_request()
     local who = identity.request("POST")
-    if not who then return end
+    if not who then return nil end
     local body, err = read_json_body()
-    if not body then return reply.fail(err) end
+    if not body then return nil, reply.fail(err) end
+    return who, body
+end
+
+function _M.create()
+    local who, body = json_request()
+    if not who then return end
+    local err
     local key, at, kerr = job_fields(body)
     if kerr then return reply.fail_with(400, "invalid_argument", kerr) end
     local req
@@ -477,10 +486,8 @@ end
 -- the templates use and what they render to, for the form, and
 -- field_problems: { video_url = {...} } by the server's own URL rule.
 function _M.preview()
-    local who = identity.request("POST")
+    local who, body = json_request()
     if not who then return end
-    local body, err = read_json_body()
-    if not body then return reply.fail(err) end
     local problems = {}
     local function problem(_, text) problems[#problems + 1] = text end
     local vars = type(body.vars) == "table" and expand_vars(body.vars, problem) or {}
