@@ -422,47 +422,45 @@ function _M.jobs()
     return reply.send(200, { jobs = out })
 end
 
--- POST /tiktok/jobs/<id>/cancel: a job that TikTok does not have yet
--- (queued, scheduled, waiting for a budget) is cancelled; after its init
--- the post is TikTok's and the answer says so.
-function _M.cancel_job()
-    local who = identity.request("POST")
-    if not who then return end
+-- The preamble of a route about one job (/tiktok/jobs/<id>...): who is
+-- asking, and the job among those of the user's TikTok apps with its app id
+-- and meta; nil when the answer has already been sent.
+local function job_request(method)
+    local who = identity.request(method)
+    if not who then return nil end
     local id = reply.path_id("job_id", "^job_%x+$", "a job id")
-    if not id then return end
+    if not id then return nil end
     local srcs, err = job_sources(who)
-    if not srcs then return reply.fail(err) end
+    if not srcs then return nil, reply.fail(err) end
     for _, src in ipairs(srcs) do
         local app_id = src.app and src.id or nil
         local j, jerr = config.offload("jobs_get", { app = app_id, id = id, as = as_of(who) })
         if j then
-            j, jerr = config.offload("jobs_cancel", { app = app_id, id = id, as = as_of(who) })
-            if not j then return reply.fail(jerr) end
             local meta = ngx.shared.tiktok_posts:get("job:" .. j.id)
-            return reply.send(200, _M.job_view(j, meta and json.decode(meta) or { app = src.id }))
+            return who, j, app_id, meta and json.decode(meta) or { app = src.id }
         end
-        if jerr and jerr.code ~= "not_found" then return reply.fail(jerr) end
+        if jerr and jerr.code ~= "not_found" then return nil, reply.fail(jerr) end
     end
-    return reply.fail_with(404, "not_found", "no job " .. id .. " of yours")
+    return nil, reply.fail_with(404, "not_found", "no job " .. id .. " of yours")
+end
+
+-- POST /tiktok/jobs/<id>/cancel: a job that TikTok does not have yet
+-- (queued, scheduled, waiting for a budget) is cancelled; after its init
+-- the post is TikTok's and the answer says so.
+function _M.cancel_job()
+    local who, j, app_id, meta = job_request("POST")
+    if not who then return end
+    local err
+    j, err = config.offload("jobs_cancel", { app = app_id, id = j.id, as = as_of(who) })
+    if not j then return reply.fail(err) end
+    return reply.send(200, _M.job_view(j, meta))
 end
 
 -- GET /tiktok/jobs/<id>: one job of the user's (any of their TikTok apps).
 function _M.job()
-    local who = identity.request("GET")
+    local who, j, _, meta = job_request("GET")
     if not who then return end
-    local id = reply.path_id("job_id", "^job_%x+$", "a job id")
-    if not id then return end
-    local srcs, err = job_sources(who)
-    if not srcs then return reply.fail(err) end
-    for _, src in ipairs(srcs) do
-        local j, jerr = config.offload("jobs_get", { app = src.app and src.id or nil, id = id, as = as_of(who) })
-        if j then
-            local meta = ngx.shared.tiktok_posts:get("job:" .. j.id)
-            return reply.send(200, _M.job_view(j, meta and json.decode(meta) or { app = src.id }))
-        end
-        if jerr and jerr.code ~= "not_found" then return reply.fail(jerr) end
-    end
-    return reply.fail_with(404, "not_found", "no job " .. id .. " of yours")
+    return reply.send(200, _M.job_view(j, meta))
 end
 
 -- What the server's own rule says about a (rendered) video URL, so that the
