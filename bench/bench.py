@@ -1358,7 +1358,8 @@ def item_jobs(R):
         time.sleep(JOBS_S)
         t1 = time.time()
         events = stop_workers(ws, stopfile)
-        by = count_log(log_since(seq), t0, t1)
+        entries = log_since(seq)
+        by = count_log(entries, t0, t1)
         finals = {}
         for e in events:
             if e["type"] in ("published", "failed", "ambiguous", "inbox") or e.get("state") in (
