@@ -1370,7 +1370,7 @@ def item_jobs(R):
                        "queued": len(queued), "inits": len(inits),
                        "finished": {k: len(v) for k, v in finals.items()},
                        "log_inits": by.get("video.init", {}).get("requests", 0),
-                       "all_429": sum(1 for e in entries if e.get("status") == 429), "refused": refused, "by_endpoint": by,
+                       "all_429": sum(1 for e in entries if e.get("status") == 429), "by_endpoint": by,
                        "allowed_inits": allowed,
                        "jobs_per_min": by.get("video.init", {}).get("requests", 0) / ((t1 - t0) / 60),
                        "allowed_per_min": 6 * JOBS_ACCOUNTS,
