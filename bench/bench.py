@@ -71,7 +71,8 @@ HOSTILE_TIMEOUT_S = 5    # an item 7 case still running then is stopped
 # what the report quotes (saved with the figures, see bench/report.py)
 SETTINGS = {"runs": RUNS, "runs_main": RUNS_MAIN, "sizes": [list(s) for s in SIZES], "status_n": STATUS_N,
             "callgrind_n": CALLGRIND_N, "probe_ms": PROBE_MS, "or_uploads": OR_UPLOADS, "or_size": OR_SIZE,
-            "warm_waves": WARM_WAVES, "hostile_timeout_s": HOSTILE_TIMEOUT_S}
+            "warm_waves": WARM_WAVES, "hostile_timeout_s": HOSTILE_TIMEOUT_S,
+            "thread_pool": 16}     # bench/nginx.conf.in's thread_pool (4 before item 11 needed 16)
 
 SB = os.path.join(WORK, "sb") if WORK else None
 PERF = False             # perf sched usable (set in main)

@@ -13,7 +13,7 @@ import results
 DEFAULT_SETTINGS = {
     "runs": 3, "runs_main": 7, "sizes": [["100 MB", 100_000_000], ["1 GiB", 1 << 30], ["4 GiB", 4 << 30]],
     "status_n": 1000, "callgrind_n": 200, "probe_ms": 10, "or_uploads": 4, "or_size": 300_000_000,
-    "warm_waves": 3, "hostile_timeout_s": 5,
+    "warm_waves": 3, "hostile_timeout_s": 5, "thread_pool": 4,
 }
 
 
@@ -394,7 +394,7 @@ def ping_table(d, orr, cols):
     d.para(f"Open-loop prober (`bench/prober.py`): a new connection to `/ping` every {S['probe_ms']} ms whether "
            "or not the earlier probes were answered, from the start of the uploads until all of them were "
            f"complete at the sandbox. {S['or_uploads']} uploads at once, HTTPS to the sandbox, one nginx worker "
-           "(`worker_processes 1`), thread pool of 4.")
+           f"(`worker_processes 1`), thread pool of {S.get('thread_pool', 4)}.")
     d.head("/ping while", "probes", "p50 ms", "p99 ms", "max ms", "> 100 ms", "slowest probes (ms @ start)",
            "uploads took", "aggregate MB/s")
     for key, label in cols:
