@@ -111,7 +111,27 @@ describe("tiktok inside nginx (lua-nginx-module worker threads)", function()
         return out
     end
 
+    -- The nice value of the nginx workers' own (event loop) threads.
+    local function event_loop_nices()
+        local master = sandbox.read_file(ng.dir .. "/nginx.pid"):match("%d+")
+        local out = {}
+        local p = io.popen("for w in $(pgrep -P " .. master .. "); do cat /proc/$w/stat; done")
+        for line in p:lines() do
+            local f = {}
+            for x in line:match("%) (.*)$"):gmatch("%S+") do f[#f + 1] = x end
+            out[#out + 1] = tonumber(f[17])
+        end
+        p:close()
+        return out
+    end
+
     it("lowers the priority of the thread that uploads (upload_nice 10 by default in nginx)", function()
+        local base = event_loop_nices()[1]
+        if base >= 19 then
+            pending("nginx already runs at the lowest priority (nice " .. base .. "): nothing to lower")
+            return
+        end
+        local want = math.min(base + 10, 19)
         local big = media.mp4(dir, { seconds = 2, size = 20000000 })
         sb:admin("POST", "/faults", { endpoint = "upload.put", delay_ms = 3000 })
         local out = dir .. "/nice-post.out"
@@ -119,12 +139,12 @@ describe("tiktok inside nginx (lua-nginx-module worker threads)", function()
         local niced = false
         for _ = 1, 100 do
             for _, n in ipairs(worker_thread_nices()) do
-                if n == 10 then niced = true end
+                if n == want then niced = true end
             end
             if niced then break end
             sandbox.sleep(0.05)
         end
-        assert.is_true(niced, "no nginx thread ran at nice 10 during the upload")
+        assert.is_true(niced, "no nginx thread ran at nice " .. want .. " during the upload")
         for _ = 1, 200 do
             local body = sandbox.read_file(out)
             if body and body:find("status") then break end
@@ -132,14 +152,7 @@ describe("tiktok inside nginx (lua-nginx-module worker threads)", function()
         end
         assert.matches("PUBLISH_COMPLETE", sandbox.read_file(out))
         -- the event loop's own thread never changes priority
-        local master = sandbox.read_file(ng.dir .. "/nginx.pid"):match("%d+")
-        local p = io.popen("for w in $(pgrep -P " .. master .. "); do cat /proc/$w/stat; done")
-        for line in p:lines() do
-            local f = {}
-            for x in line:match("%) (.*)$"):gmatch("%S+") do f[#f + 1] = x end
-            assert.equal(0, tonumber(f[17]))
-        end
-        p:close()
+        for _, n in ipairs(event_loop_nices()) do assert.equal(base, n) end
     end)
 
     it("keeps /ping fast while a post runs in a worker thread", function()
