@@ -207,7 +207,7 @@ def section_jobs(d, fig):
                 f"{lat['median_ms']:.0f} ms; {lat['max_ms']:.0f} ms", "(none)", None)
     if mem:
         d.para("**Memory of one machine's workers.** N worker processes (`bench/jobs.lua worker`, Lua 5.4), "
-               "each running one job that uploads its own sparse file of 1 GiB over HTTPS at once (rate limits "
+               "each running one job, all uploading a sparse file of 1 GiB over HTTPS at once (rate limits "
                "raised here: this measures memory); the processes' RSS and PSS sampled every 50 ms from the "
                "enqueue until every upload finished, the peak sums shown with the most uploads seen in flight "
                "at once (between a job's init event and its processing event). RSS counts the pages shared by the processes (the "
