@@ -1673,6 +1673,9 @@ def full_run():
         # other items' saved ones (the machine table stays that run's)
         MERGED = True
         saved, old = results.load(OUT)
+        for k, v in R.items():
+            if k != "interference" and isinstance(v, dict) and isinstance(v.get("run"), dict):
+                v["run"]["alone"] = True          # measured in a run of its own (the report says so)
         saved.update({k: v for k, v in R.items() if k != "interference"})
         saved["interference"] = dict(saved.get("interference") or {}, **(R.get("interference") or {}))
         write(saved, old)

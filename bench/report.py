@@ -112,7 +112,7 @@ def heading(d, M):
            "(min–max in brackets). MB/s = 10^6 bytes/s. All traffic went to 127.0.0.1: the "
            "local TikTok sandbox (`sandbox/`, one nginx worker, upload hashing off) stands in for TikTok.")
     later = [(item, (d.R.get(key) or {}).get("run") or {}) for key, item, _, _ in report_more.SECTIONS]
-    later = [(item, run) for item, run in later if run and run.get("date") != M.get("date")]
+    later = [(item, run) for item, run in later if run and run.get("alone")]
     if later:
         names = [item for item, _ in later]
         d.para(("Items " + ", ".join(names[:-1]) + " and " + names[-1] + " were" if len(names) > 1
