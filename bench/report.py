@@ -116,8 +116,9 @@ def heading(d, M):
     if later:
         names = [item for item, _ in later]
         d.para(("Items " + ", ".join(names[:-1]) + " and " + names[-1] + " were" if len(names) > 1
-                else "Item " + names[0] + " was") + " measured in later runs of their own "
-               "(`BENCH_ONLY=8,9,10,11 make bench`, each item also alone) on the same machine; each section "
+                else "Item " + names[0] + " was") + " measured later, each in a run of its own "
+               "(`make bench-relay`, `bench-budgets`, `bench-jobs`, `bench-ping`: `BENCH_ONLY=N bench/run`) "
+               "on the same machine; each section "
                "says when, at which commit and under which load; the other items' figures are those of the "
                "run above.")
     d.w("| machine | |", "|---|---|")
