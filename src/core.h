@@ -19,9 +19,17 @@
 #ifndef TIKTOK_CORE_H
 #define TIKTOK_CORE_H
 
+#include <sys/types.h>
+
 #include "compat.h"
 
 #define TT_API __attribute__((visibility("default")))
+
+/* session.c: lowers the calling thread's priority by `by` (0: nothing) for
+ * one transfer, and restores it (see session.c for when it cannot). */
+typedef struct { int active; pid_t tid; int old; } tt_nice;
+void tt_nice_lower(tt_nice *n, int by);
+void tt_nice_restore(tt_nice *n);
 
 /* util.c */
 double tt_mono(void);              /* CLOCK_MONOTONIC in seconds */

@@ -884,7 +884,7 @@ static int tmp_fd(const char *dir) {
   return fd;
 }
 
-/* relay:spool{ url, size, max_bytes, dir, timeout_ms } -> bytes
+/* relay:spool{ url, size, max_bytes, dir, timeout_ms, nice } -> bytes
  *   | nil, kind, message, false
  * For a server without range support: downloads the whole body once into an
  * unlinked temporary file in dir (default TMPDIR or /tmp), refused when size
@@ -894,9 +894,10 @@ static int l_relay_spool(lua_State *L) {
   tt_relay *r = check_relay(L, 1);
   const char *url, *dir;
   int64_t size, maxb;
-  long timeout;
+  long timeout, nice;
   struct curl_slist *hl;
   rget g;
+  tt_nice pri;
   luaL_checktype(L, 2, LUA_TTABLE);
   url = tt_opt_str(L, 2, "url", NULL);
   if (!url) return luaL_error(L, "option 'url' is required");
@@ -904,6 +905,8 @@ static int l_relay_spool(lua_State *L) {
   if (size < 0) return luaL_error(L, "option 'size' is required");
   maxb = ropt_i64(L, 2, "max_bytes", TT_MAX_VIDEO);
   timeout = tt_opt_int(L, 2, "timeout_ms", 0);
+  nice = tt_opt_int(L, 2, "nice", 0);
+  if (nice < 0 || nice > 19) return luaL_error(L, "option 'nice' must be between 0 and 19");
   dir = tt_opt_str(L, 2, "dir", NULL);
   if (!dir) dir = getenv("TMPDIR");
   if (!dir || !*dir) dir = "/tmp";
@@ -937,7 +940,9 @@ static int l_relay_spool(lua_State *L) {
   memset(&g, 0, sizeof g);
   g.sink = SINK_SPOOL; g.fd = r->spool_fd; g.off = 0; g.len = -1;
   g.expect_total = size; g.cap = maxb;
+  tt_nice_lower(&pri, (int)nice);
   fetch(r, &g, url, timeout, hl);
+  tt_nice_restore(&pri);
   curl_slist_free_all(hl);
   if (!g.bad_kind && g.got != size)
     get_fail(&g, "http", "the video URL sent %lld bytes where %lld were announced", (long long)g.got, (long long)size);
@@ -948,7 +953,7 @@ static int l_relay_spool(lua_State *L) {
 }
 
 /* relay:put_chunk{ url, upload_url, offset, length, total, content_type,
- *                  ranges = true, spool = false, timeout_ms, progress }
+ *                  ranges = true, spool = false, timeout_ms, progress, nice }
  *   -> { status, headers, body, connects, downloaded } | nil, kind, message, sent[, "download"]
  * Downloads [offset, offset+length) of url and uploads it to upload_url at
  * the same time (Content-Range: bytes offset-end/total): ranges = false with
@@ -960,14 +965,17 @@ static int l_relay_spool(lua_State *L) {
  * and a fifth value "download";
  * of the upload as session:upload does ("network", "timeout", "tls");
  * "aborted" when progress returned false; an error raised in progress is
- * raised again after the transfers are cleaned up. */
+ * raised again after the transfers are cleaned up. nice (0-19, default 0)
+ * lowers the calling thread's priority for the transfers, as
+ * session:upload's does (spool takes it too). */
 static int l_relay_put(lua_State *L) {
   tt_relay *r = check_relay(L, 1);
   const char *url, *uurl, *ctype;
   size_t ulen, uulen, ctlen;
   int64_t off, len, total;
-  long timeout;
+  long timeout, nice;
   int ranges, spool, top, sent;
+  tt_nice pri;
   char h1[128], h2[160];
   struct curl_slist *ghl = NULL, *phl = NULL, *nl;
   rget g;
@@ -983,6 +991,8 @@ static int l_relay_put(lua_State *L) {
   len = ropt_i64(L, 2, "length", -1);
   total = ropt_i64(L, 2, "total", -1);
   timeout = tt_opt_int(L, 2, "timeout_ms", 0);
+  nice = tt_opt_int(L, 2, "nice", 0);
+  if (nice < 0 || nice > 19) return luaL_error(L, "option 'nice' must be between 0 and 19");
   lua_getfield(L, 2, "ranges"); ranges = lua_isnil(L, -1) || lua_toboolean(L, -1); lua_pop(L, 1);
   lua_getfield(L, 2, "spool"); spool = lua_toboolean(L, -1); lua_pop(L, 1);
   if (off < 0 || len <= 0 || total <= 0 || off + len > total) return luaL_error(L, "invalid byte range");
@@ -1041,7 +1051,9 @@ static int l_relay_put(lua_State *L) {
   r->put_off = off; r->put_len = len; r->put_pos = 0;
   r->put_from_spool = spool; r->put_read_failed = 0;
   r->busy = 1;
+  tt_nice_lower(&pri, (int)nice);
   drive(r, spool ? NULL : &g, 1, &pr, &st);
+  tt_nice_restore(&pri);               /* before anything below can raise */
   r->busy = 0;
   call_progress(st.put_done && st.put_rc == CURLE_OK && !pr.failed && !pr.cancelled ? &pr : NULL, r, 1);
   curl_easy_setopt(r->put, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

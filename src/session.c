@@ -392,7 +392,8 @@ static int64_t opt_i64(lua_State *L, int t, const char *k) {
 
 /* ------------------------------------------------- thread priority (nice)
  *
- * session:upload{ nice = N } lowers the calling thread's scheduling
+ * session:upload{ nice = N } (and the relay's spool and put_chunk, with
+ * tt_nice_lower/tt_nice_restore) lowers the calling thread's scheduling
  * priority by N (Linux: setpriority(PRIO_PROCESS, gettid()) acts on one
  * thread) for the duration of the PUT, so that a worker thread that
  * encrypts and sends a chunk yields the CPU to nginx's event loop.
@@ -406,9 +407,7 @@ static int64_t opt_i64(lua_State *L, int t, const char *k) {
  * time. A thread-local, because nice is a property of the thread. */
 static __thread int nice_base = INT_MIN;   /* INT_MIN: nothing to remember */
 
-typedef struct { int active; pid_t tid; int old; } tt_nice;
-
-static void nice_lower(tt_nice *n, int by) {
+void tt_nice_lower(tt_nice *n, int by) {
   int target;
   n->active = 0;
   if (by <= 0) return;
@@ -422,7 +421,7 @@ static void nice_lower(tt_nice *n, int by) {
   if (setpriority(PRIO_PROCESS, (id_t)n->tid, target) == 0) n->active = 1;
 }
 
-static void nice_restore(tt_nice *n) {
+void tt_nice_restore(tt_nice *n) {
   if (!n->active) return;
   if (setpriority(PRIO_PROCESS, (id_t)n->tid, n->old) == 0) {
     nice_base = INT_MIN;
@@ -513,9 +512,9 @@ static int l_upload(lua_State *L) {
     curl_easy_setopt(s->curl, CURLOPT_XFERINFOFUNCTION, on_xfer);
     curl_easy_setopt(s->curl, CURLOPT_XFERINFODATA, &u);
   }
-  nice_lower(&pri, (int)nice);
+  tt_nice_lower(&pri, (int)nice);
   rc = curl_easy_perform(s->curl);
-  nice_restore(&pri);               /* before anything below can raise */
+  tt_nice_restore(&pri);               /* before anything below can raise */
   curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
   curl_slist_free_all(hl);
   close(u.fd);

@@ -28,8 +28,9 @@
 --   relay.upload(ctx, src, upload_url, plan, opts) -> bytes_done | nil, err
 --       A complete loop over plan = { size, chunk_size, count } on top of
 --       put_chunk, for callers without one (and the specs): opts = { retries
---       = 3, chunk_timeout_ms, progress = fn(bytes), next = 0, on_chunk =
---       fn(index0, res, err, chunk) -> verdict, value }. on_chunk decides
+--       = 3, chunk_timeout_ms, progress = fn(bytes), next = 0, nice = 0
+--       (the thread's priority lowered by this while it transfers), on_chunk
+--       = fn(index0, res, err, chunk) -> verdict, value }. on_chunk decides
 --       each answer ("ok", bytes | "resync", bytes | "retry", err | "fatal",
 --       err); the default is relay.classify, which reads answers as
 --       tiktok.post's classify does.
@@ -62,7 +63,7 @@ local OPEN_SPEC = {
 }
 local UPLOAD_SPEC = {
     retries = "integer", chunk_timeout_ms = "integer", progress = "function", next = "integer",
-    on_chunk = "function",
+    on_chunk = "function", nice = "integer",
 }
 local MAX_VIDEO = 4294967296
 
@@ -147,12 +148,12 @@ end
 
 -- Spools the whole body when the server has no ranges and the upload has
 -- several chunks (once per src).
-local function ensure_spool(ctx, src)
+local function ensure_spool(ctx, src, nice)
     if src.spooled then return true end
     log(ctx, "info", "tiktok: " .. src.host .. " does not serve byte ranges; keeping a temporary copy of the "
         .. src.size .. " bytes while they are uploaded")
     local ok, kind, message = src.engine:spool({ url = src.url, size = src.size, max_bytes = src.spool_max_bytes,
-                                                 dir = src.spool_dir })
+                                                 dir = src.spool_dir, nice = nice })
     if not ok then return nil, source_error(ctx, src.host, kind, message, false) end
     src.spooled = true
     return true
@@ -165,13 +166,13 @@ function _M.put_chunk(ctx, src, upload_url, chunk)
     end
     local whole = chunk.offset == 0 and chunk.length == src.size
     if not src.ranges and not whole then
-        local ok, err = ensure_spool(ctx, src)
+        local ok, err = ensure_spool(ctx, src, chunk.nice)
         if not ok then return nil, err end
     end
     local res, kind, message, sent, side = src.engine:put_chunk({
         url = src.url, upload_url = upload_url, offset = chunk.offset, length = chunk.length,
         total = chunk.total or src.size, content_type = chunk.content_type or src.content_type,
-        timeout_ms = chunk.timeout_ms, progress = chunk.progress,
+        timeout_ms = chunk.timeout_ms, progress = chunk.progress, nice = chunk.nice,
         ranges = src.ranges, spool = src.spooled or nil,
     })
     if not res then
@@ -205,7 +206,7 @@ function _M.upload(ctx, src, upload_url, plan, opts)
         put = function(c)
             return _M.put_chunk(ctx, src, upload_url, {
                 offset = c.offset, length = c.length, total = plan.size, content_type = src.content_type,
-                timeout_ms = opts.chunk_timeout_ms,
+                timeout_ms = opts.chunk_timeout_ms, nice = opts.nice,
                 progress = opts.progress and function(sent) opts.progress(c.offset + sent) end or nil })
         end,
         classify = opts.on_chunk and function(res, err, c) return opts.on_chunk(c.index, res, err, c) end or nil,

@@ -48,6 +48,24 @@ describe("upload_nice", function()
         for _, n in ipairs(seen) do assert.equal(math.min(before + 5, 19), n) end
     end)
 
+    it("lowers it while a video URL is relayed too, and restores it after", function()
+        local before = thread_nice()
+        os.execute("cp '" .. media.mp4(dir, { seconds = 2 }) .. "' '" .. sb.env.TIKTOK_MEDIA_DIR .. "/nice.mp4'")
+        local conn = tt.connect(sb, { upload_nice = 5, relay_allow_private = true,
+                                      relay_ca_file = sb.env.TIKTOK_CA_FILE })
+        tt.account(conn)
+        local seen = {}
+        local res = assert(tiktok.post({ connection = conn, video_url = sb.env.TIKTOK_MEDIA_BASE .. "nice.mp4",
+                                         privacy = "SELF_ONLY", wait = false, relay = "always",
+                                         on_progress = function(ev)
+                                             if ev.stage == "upload" then seen[#seen + 1] = thread_nice() end
+                                         end }))
+        assert.equal("FILE_UPLOAD", res.source)
+        assert.is_true(#seen > 0)
+        for _, n in ipairs(seen) do assert.equal(math.min(before + 5, 19), n) end
+        assert.equal(before, thread_nice())
+    end)
+
     it("refuses a value outside 0-19", function()
         local e = sb.env
         local conn, err = tiktok.connect({ client_key = e.TIKTOK_CLIENT_KEY, client_secret = e.TIKTOK_CLIENT_SECRET,
