@@ -13,8 +13,8 @@ def _when(d, fig):
     if run:
         d.para(f"_Measured {run.get('date')} at commit `{run.get('commit')}`; 1-min load average "
                f"{run.get('loadavg_start')} at the start, {run.get('loadavg_end')} at the end "
-               "(the machine has 2 vCPUs and was shared with another session running specs; "
-               "runs taken at a load average of 1.0 or more are marked)._")
+               "(the machine has 2 vCPUs; the load average counts the bench's own uploads and sandbox too, "
+               "the line above what other processes used; runs taken at a load average of 1.0 or more are marked)._")
 
 
 def _cases(fig):
@@ -313,8 +313,8 @@ def section_ping_runs(d, fig):
         d.para(f"Lowest median p99: {low // 1024} KiB ({med[low][0]:.2f} ms); highest median throughput: "
                f"{fast // 1024} KiB ({med[fast][1]:.0f} MB/s); worst p99.9: {worst // 1024} KiB "
                f"({med[worst][2]:.2f} ms). "
-               + (f"These runs were taken at a load average of {min(loads):.2f} to {max(loads):.2f} (another "
-                  "session's specs besides these uploads, on 2 vCPUs): the differences between sizes are within the spread "
+               + (f"These runs were taken at a load average of {min(loads):.2f} to {max(loads):.2f} (on 2 vCPUs, "
+                  "the uploads themselves included): the differences between sizes are within the spread "
                   "of one size's runs, so they rank the sizes only loosely." if max(loads) >= 1.0 else ""))
 
 
