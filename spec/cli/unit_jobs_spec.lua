@@ -13,16 +13,7 @@ local check = require "tiktok.cli.check"
 local store_cmd = require "tiktok.cli.store"
 local errors = require "tiktok.errors"
 
-local function sink()
-    local s = { parts = {} }
-    function s:write(...)
-        for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-        return self
-    end
-    function s:flush() return self end
-    function s:text() return table.concat(self.parts) end
-    return s
-end
+local sink = require "helpers.sink"
 
 local function main(argv, env)
     local out, err = sink(), sink()

@@ -12,17 +12,7 @@ local fields = require "tiktok.fields"
 local errors = require "tiktok.errors"
 local cjson = require "cjson.safe"
 
--- A stream that keeps what is written.
-local function sink()
-    local s = { parts = {} }
-    function s:write(...)
-        for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-        return self
-    end
-    function s:flush() return self end
-    function s:text() return table.concat(self.parts) end
-    return s
-end
+local sink = require "helpers.sink"
 
 local function lines_in(text)
     return { read = function()
