@@ -470,9 +470,13 @@ for _ = 1, 3 do
 end
 io.write(table.concat(out, " "))
 ]])
+        -- the build this process runs (5.4, LuaJIT or ASan), copied next to the
+        -- script: nobody may not be able to read the tree (a mktemp -d checkout)
+        local so = package.searchpath("tiktok.core", package.cpath)
+        assert(os.execute(("mkdir -p '%s/lib/tiktok' && cp '%s' '%s/lib/tiktok/core.so' && chmod -R a+rX '%s'")
+            :format(dir, so, dir, dir)))
         os.execute("chmod 0755 '" .. dir .. "'; chmod 0644 '" .. script .. "'")
-        -- the build this process runs (5.4, LuaJIT or ASan), and under ASan its runtime
-        local cpath = package.searchpath("tiktok.core", package.cpath):gsub("tiktok/core%.so$", "?.so")
+        local cpath = dir .. "/lib/?.so"
         -- as root, become nobody; any other user is unprivileged already
         local as = core.check_private_dir("/") and "setpriv --reuid=65534 --regid=65534 --clear-groups" or ""
         local cmd = ("cd / && env LUA_CPATH='%s;;' LUA_CPATH_5_4='%s;;' %s %s %s %s 2>&1"):format(cpath, cpath, as,
