@@ -477,10 +477,16 @@ io.write(table.concat(out, " "))
             :format(dir, so, dir, dir)))
         os.execute("chmod 0755 '" .. dir .. "'; chmod 0644 '" .. script .. "'")
         local cpath = dir .. "/lib/?.so"
+        -- and what the child preloads from the build (ASan's preload.so), copied the same way
+        local prefix = (os.getenv("TIKTOK_CHILD_PREFIX") or ""):gsub("[^%s:=]+/build/[^%s:]+%.so", function(p)
+            local to = dir .. "/lib/" .. p:match("[^/]+$")
+            assert(os.execute(("cp '%s' '%s' && chmod a+r '%s'"):format(p, to, to)))
+            return to
+        end)
         -- as root, become nobody; any other user is unprivileged already
         local as = core.check_private_dir("/") and "setpriv --reuid=65534 --regid=65534 --clear-groups" or ""
         local cmd = ("cd / && env LUA_CPATH='%s;;' LUA_CPATH_5_4='%s;;' %s %s %s %s 2>&1"):format(cpath, cpath, as,
-                     os.getenv("TIKTOK_CHILD_PREFIX") or "", jit and "luajit" or "lua5.4", script)
+                     prefix, jit and "luajit" or "lua5.4", script)
         local p = io.popen(cmd)
         local out = p:read("*a")
         p:close()
