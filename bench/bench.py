@@ -39,6 +39,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -1420,7 +1421,76 @@ def item_jobs(R):
                                  "sum_peak_rss_kib": sum(hwm), "max_peak_rss_kib": max(hwm)}
         note(f"jobs memory {n} uploads: sum RSS {peak_sum / 1024:.1f} MiB, sum PSS {peak_pss / 1024:.1f} MiB, "
              f"{samples} samples")
+    res["memory_nginx"] = jobs_memory_nginx(big)
     R["jobs"] = res
+
+
+# The other design: one nginx worker running jobs:work{ concurrency = N }
+# from a handler (the example app's timers do the same). A new nginx for
+# each row, so that no row inherits the memory of the one before; "warm"
+# first makes the 16 thread VMs that tiktok.warm_threads makes at start-up,
+# the other rows let the uploads create the VMs they need.
+JOBS_NGX_ROWS = [(1, False), (4, False), (16, False), (16, True)]
+
+
+def jobs_memory_nginx(big):
+    rows = {}
+    upload_port = urllib.parse.urlsplit(ENV["TIKTOK_UPLOAD_BASE"]).port
+    for n, warm_vms in JOBS_NGX_ROWS:
+        wait_quiet()
+        name = f"store-jobs-ngx-{n}{'-warm' if warm_vms else ''}.json"
+        for stale in (name, name + ".lock"):
+            if os.path.exists(os.path.join(WORK, stale)):
+                os.remove(os.path.join(WORK, stale))
+        store = sandbox_user_store(name, ["bench_jobs_mem"])
+        base = start_bench_nginx()
+        prefix = nginx_prefixes[-1]
+        master = int(open(os.path.join(prefix, "nginx.pid")).read().strip())
+        worker = int(sh_out(f"ps -o pid= --ppid {master}").split()[0])
+        if warm_vms:
+            http("GET", base + "/warm?n=16", timeout=120)
+        time.sleep(0.5)
+        idle = smaps_kib(worker)
+        enqueue(store, big, n)
+        events = os.path.join(WORK, f"jobs-ngx-{n}.jsonl")
+        open(events, "w").close()
+        answer = {}
+
+        def work():
+            q = urllib.parse.urlencode({"store": store, "events": events, "n": n, "c": n})
+            answer["r"] = http("GET", f"{base}/jobs?{q}", timeout=900)
+        t = threading.Thread(target=work)
+        t.start()
+        samples, peak, peak_master, most = 0, (0, 0), 0, 0
+        while t.is_alive():
+            # the events of a post arrive when its worker thread is done with
+            # it: the uploads in flight are the worker's connections to the
+            # upload host
+            in_flight = sum(1 for line in sh_out(f"ss -tnpH state established '( dport = :{upload_port} )'")
+                            .splitlines() if f"pid={worker}," in line)
+            most = max(most, in_flight)
+            m = smaps_kib(worker)
+            if in_flight:
+                samples += 1
+            peak = (max(peak[0], m[0]), max(peak[1], m[1]))
+            peak_master = max(peak_master, smaps_kib(master)[1])
+            time.sleep(0.05)
+        t.join()
+        hwm = peak_kib(worker)
+        stop_bench_nginx(nginx_prefixes.pop())
+        status, body = answer.get("r", (0, None))
+        if status != 200:
+            raise RuntimeError(f"nginx jobs run with {n} uploads failed: {status} {body}")
+        ev = lua_json(open(events).read())
+        finished = {e["id"] for e in ev if e.get("state") in ("published", "processing")}
+        key = f"{n}{' warm' if warm_vms else ''}"
+        rows[key] = {"uploads": n, "warm_vms": 16 if warm_vms else 0, "samples": samples, "most_in_flight": most,
+                     "jobs_uploaded": len(finished),
+                     "worker_rss_kib": peak[0], "worker_pss_kib": peak[1], "master_pss_kib": peak_master,
+                     "idle_rss_kib": idle[0], "idle_pss_kib": idle[1], "worker_peak_rss_kib": hwm}
+        note(f"jobs memory, one nginx worker, {key}: RSS {peak[0] / 1024:.1f} MiB, PSS {peak[1] / 1024:.1f} MiB "
+             f"(+ master PSS {peak_master / 1024:.1f}), idle PSS {idle[1] / 1024:.1f}, {most} in flight")
+    return rows
 
 
 # ------------------------------------------------------------------ item 11: /ping in every run (issue 18)

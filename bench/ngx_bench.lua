@@ -84,4 +84,43 @@ function _M.firstcalls()
     return reply(200, { blocked_ms = fired - t0, posting_ms = posted - t0, n = n })
 end
 
+-- Durable jobs inside nginx (bench item 10, the memory of one machine):
+-- /jobs?store=S&events=E&n=N&c=C runs jobs:work{ concurrency = C } from this
+-- handler until the queue of the file store S is empty (N jobs at most),
+-- one JSON line per job event appended to E (CLOCK_MONOTONIC ms, as
+-- bench/jobs.lua writes them).
+function _M.jobs()
+    local lib = require "bench.lib"
+    local tiktok = require "tiktok"
+    local out = assert(io.open(ngx.unescape_uri(ngx.var.arg_events), "a"))
+    local conn = lib.connect("https", { store = tiktok.store.file({ path = ngx.unescape_uri(ngx.var.arg_store) }) })
+    local n, err = tiktok.jobs({ connection = conn }):work({
+        concurrency = tonumber(ngx.var.arg_c), max_jobs = tonumber(ngx.var.arg_n), idle_exit = true,
+        on_event = function(job, ev)
+            out:write(cjson.encode({ item = "event", t = lib.now_ms(), id = job.id, state = job.state,
+                                     type = ev.type, code = ev.code }), "\n")
+            out:flush()
+        end,
+    })
+    out:close()
+    if not n then return reply(500, { error = tostring(err) }) end
+    return reply(200, { jobs = n })
+end
+
+-- /warm?n=N: N thread VMs with the library loaded, as tiktok.warm_threads
+-- makes them at start-up (this one answers when they are all ready).
+function _M.warm()
+    local n = tonumber(ngx.var.arg_n) or 16
+    local threads = {}
+    for i = 1, n do
+        threads[i] = ngx.thread.spawn(function() return ngx.run_worker_thread("tiktok", "tiktok.thread", "ping") end)
+    end
+    local ready = 0
+    for i = 1, n do
+        local _, ok = ngx.thread.wait(threads[i])
+        if ok then ready = ready + 1 end
+    end
+    return reply(200, { ready = ready })
+end
+
 return _M
