@@ -585,8 +585,11 @@ def idle_probe(base, tag, n=200):
     return summarize(d)
 
 
-def start_bench_nginx():
+def start_bench_nginx(warm_threads=False):
+    """The bench nginx (bench/nginx.conf.in); warm_threads: with the README's
+    init_worker tiktok.warm_threads, answered once its 16 VMs are made."""
     prefix = os.path.join(WORK, "nginx")
+    init = 'init_worker_by_lua_block { require("bench.ngx_bench").init_worker() }' if warm_threads else ""
     for d in ("logs", "tmp", "conf"):
         os.makedirs(os.path.join(prefix, d), exist_ok=True)
     tpl = open(f"{ROOT}/bench/nginx.conf.in").read()
@@ -594,21 +597,22 @@ def start_bench_nginx():
         port = free_port()
         conf = (tpl.replace("@USER@", "user root root;" if os.getuid() == 0 else "")
                 .replace("@PREFIX@", prefix).replace("@ROOT@", ROOT).replace("@PORT@", str(port))
-                .replace("@MODULES@", "/usr/lib/nginx/modules"))
+                .replace("@MODULES@", "/usr/lib/nginx/modules").replace("@INIT_WORKER@", init))
         open(os.path.join(prefix, "conf/nginx.conf"), "w").write(conf)
         r = run(["nginx", "-p", prefix, "-c", "conf/nginx.conf", "-e", os.path.join(prefix, "logs/error.log")],
                 env=lua_env(), check=False)
         if r.returncode == 0:
             nginx_prefixes.append(prefix)
             base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
+            for _ in range(200):
                 try:
-                    if http("GET", base + "/ping")[0] == 200:
+                    if http("GET", base + "/ping")[0] == 200 and (
+                            not warm_threads or http("GET", base + "/warmed")[1].get("ready") == 16):
                         return base
                 except OSError:
                     pass
                 time.sleep(0.05)
-            raise RuntimeError("bench nginx does not answer")
+            raise RuntimeError("bench nginx does not answer" + (" with its 16 thread VMs" if warm_threads else ""))
     raise RuntimeError("bench nginx did not start: " + open(os.path.join(prefix, "logs/error.log")).read()[-2000:])
 
 
@@ -1541,14 +1545,14 @@ def item_ping_runs(R):
 
     for i in range(PING_RUNS):
         wait_quiet(max_s=45)
-        base = start_bench_nginx()
+        base = start_bench_nginx(warm_threads=True)      # the README's setup
         try:
             add("handler first", i, load_run_n("h-first", base, uploads(base, files[:OR_UPLOADS]), OR_UPLOADS, 1))
             add("handler next", i, load_run_n("h-next", base, uploads(base, files[:OR_UPLOADS]), OR_UPLOADS,
                                               WARM_WAVES))
             add("handler next, upload_nice 0", i,
                 load_run_n("h-nice0", base, uploads(base, files[:OR_UPLOADS], "&nice=0"), OR_UPLOADS, WARM_WAVES))
-            uploads(base, files)()       # the 12 more thread VMs are made before the measured 16-upload runs
+            uploads(base, files)()       # the 12 more connections are made before the measured 16-upload runs
             add(f"handler {PING_MANY} uploads", i,
                 load_run_n("h-many", base, uploads(base, files), PING_MANY, 1))
             add(f"handler {PING_MANY} uploads, upload_nice 0", i,
@@ -1558,9 +1562,9 @@ def item_ping_runs(R):
 
     # libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE through upload_buffer_size)
     wait_quiet(max_s=45)
-    base = start_bench_nginx()
+    base = start_bench_nginx(warm_threads=True)
     try:
-        uploads(base, files[:OR_UPLOADS])()          # the thread VMs exist before the first measured run
+        uploads(base, files[:OR_UPLOADS])()          # the connections exist before the first measured run
         for i in range(PING_BUF_RUNS):
             for buf in PING_BUFS:
                 add(f"buffer {buf // 1024} KiB", i,

@@ -123,4 +123,18 @@ function _M.warm()
     return reply(200, { ready = ready })
 end
 
+-- init_worker (item 11): the README's tiktok.warm_threads, whose answer
+-- /warmed gives (the driver waits for it before measuring).
+local warmed
+
+function _M.init_worker()
+    require("tiktok").warm_threads({ pools = { "tiktok" }, vms = 16, on_done = function(ready, err)
+        warmed = { ready = ready, error = err and tostring(err) or nil }
+    end })
+end
+
+function _M.warmed()
+    return reply(200, warmed or { ready = false })
+end
+
 return _M

@@ -277,9 +277,10 @@ def section_ping_runs(d, fig):
     _when(d, fig)
     rows = _cases(fig)
     d.para("The prober of item 4 (a new connection to `/ping` every 10 ms) during the uploads, each row run "
-           "five times; \"first\": a freshly started nginx (the bench's one-worker nginx of item 4, or the "
-           "example app `examples/openresty`, which posts through `tiktok.jobs` run by nginx timers and calls "
-           "`tiktok.warm_threads`), one wave of 4 uploads of 300 MB over HTTPS; \"next\": 3 more waves in the "
+           "five times; \"first\": a freshly started nginx (the bench's one-worker nginx of item 4 with the "
+           "README's `init_worker` `tiktok.warm_threads`, or the example app `examples/openresty`, which posts "
+           "through `tiktok.jobs` run by nginx timers and calls `tiktok.warm_threads` too), one wave of 4 "
+           "uploads of 300 MB over HTTPS; \"next\": 3 more waves in the "
            "same nginx, their probes pooled. \"16 uploads\": 16 at once on the one worker (thread pool of 16). "
            "The library lowers an upload thread's priority by 10 inside nginx by default (`upload_nice`); "
            "the `upload_nice 0` rows turn that off on the same nginx, right after the default run. "
