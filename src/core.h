@@ -72,6 +72,15 @@ void tt_sleep_ms(long ms);         /* sleeps, resuming after signals */
  * caller must then treat an init or a token exchange as possibly done.
  * TT_NO_TRANSFER leaves sent out. */
 #define TT_NO_TRANSFER (-1)
+
+/* CURLOPT_UPLOAD_BUFFERSIZE (libcurl 7.62.0 and later) and the bounds of the
+ * buffer_size option of session:upload and relay:put_chunk. */
+#define TT_HAS_UPLOAD_BUFFERSIZE (LIBCURL_VERSION_NUM >= 0x073e00)
+#define TT_MIN_UPLOAD_BUFFER 16384L
+#define TT_MAX_UPLOAD_BUFFER 2097152L
+/* Option 'buffer_size' of the table at idx: 0 when absent (libcurl's
+ * default), raises when out of bounds or unsupported by this libcurl. */
+long tt_opt_upload_buffer(lua_State *L, int idx);
 int tt_fail(lua_State *L, const char *kind, int sent, const char *fmt, ...);
 /* kind = tt_errno_name(e), message "what: strerror(e)" (ELOOP says that the
  * path is a symbolic link). */

@@ -192,6 +192,7 @@ typedef struct {
   /* the PUT in progress */
   int put_paused, put_from_spool, put_read_failed;
   int64_t put_off, put_len, put_pos;
+  long put_reads;              /* read callback calls of this PUT (buffer_size tuning) */
   long connects, requests;
   int busy;                    /* a transfer is running (progress may call back) */
   char get_err[CURL_ERROR_SIZE], put_err[CURL_ERROR_SIZE];
@@ -435,6 +436,7 @@ static size_t on_get_write(char *p, size_t sz, size_t n, void *ud) {
 static size_t on_put_read(char *buf, size_t sz, size_t n, void *ud) {
   tt_relay *r = ud;
   size_t want = sz * n, take, i, part;
+  r->put_reads++;
   if (r->put_pos >= r->put_len) return 0;
   if ((int64_t)want > r->put_len - r->put_pos) want = (size_t)(r->put_len - r->put_pos);
   if (r->put_from_spool) {
@@ -953,8 +955,8 @@ static int l_relay_spool(lua_State *L) {
 }
 
 /* relay:put_chunk{ url, upload_url, offset, length, total, content_type,
- *                  ranges = true, spool = false, timeout_ms, progress, nice }
- *   -> { status, headers, body, connects, downloaded } | nil, kind, message, sent[, "download"]
+ *                  ranges = true, spool = false, timeout_ms, progress, nice, buffer_size }
+ *   -> { status, headers, body, connects, downloaded, reads } | nil, kind, message, sent[, "download"]
  * Downloads [offset, offset+length) of url and uploads it to upload_url at
  * the same time (Content-Range: bytes offset-end/total): ranges = false with
  * offset 0 and length total streams the whole body without a Range; spool =
@@ -967,13 +969,15 @@ static int l_relay_spool(lua_State *L) {
  * "aborted" when progress returned false; an error raised in progress is
  * raised again after the transfers are cleaned up. nice (0-19, default 0)
  * lowers the calling thread's priority for the transfers, as
- * session:upload's does (spool takes it too). */
+ * session:upload's does (spool takes it too). buffer_size sets the PUT's
+ * CURLOPT_UPLOAD_BUFFERSIZE as session:upload's does (absent: libcurl's);
+ * reads counts the PUT's read callback calls. */
 static int l_relay_put(lua_State *L) {
   tt_relay *r = check_relay(L, 1);
   const char *url, *uurl, *ctype;
   size_t ulen, uulen, ctlen;
   int64_t off, len, total;
-  long timeout, nice;
+  long timeout, nice, bufsize;
   int ranges, spool, top, sent;
   tt_nice pri;
   char h1[128], h2[160];
@@ -993,6 +997,7 @@ static int l_relay_put(lua_State *L) {
   timeout = tt_opt_int(L, 2, "timeout_ms", 0);
   nice = tt_opt_int(L, 2, "nice", 0);
   if (nice < 0 || nice > 19) return luaL_error(L, "option 'nice' must be between 0 and 19");
+  bufsize = tt_opt_upload_buffer(L, 2);
   lua_getfield(L, 2, "ranges"); ranges = lua_isnil(L, -1) || lua_toboolean(L, -1); lua_pop(L, 1);
   lua_getfield(L, 2, "spool"); spool = lua_toboolean(L, -1); lua_pop(L, 1);
   if (off < 0 || len <= 0 || total <= 0 || off + len > total) return luaL_error(L, "invalid byte range");
@@ -1043,13 +1048,13 @@ static int l_relay_put(lua_State *L) {
   curl_easy_setopt(r->put, CURLOPT_WRITEDATA, &r->put_body);
   curl_easy_setopt(r->put, CURLOPT_HEADERFUNCTION, on_put_header);
   curl_easy_setopt(r->put, CURLOPT_HEADERDATA, &r->put_headers);
-#if LIBCURL_VERSION_NUM >= 0x073e00
-  curl_easy_setopt(r->put, CURLOPT_UPLOAD_BUFFERSIZE, 262144L);
+#if TT_HAS_UPLOAD_BUFFERSIZE
+  if (bufsize) curl_easy_setopt(r->put, CURLOPT_UPLOAD_BUFFERSIZE, bufsize);
 #endif
   r->put_body.len = 0; r->put_body.overflow = 0;
   r->put_headers.len = 0; r->put_headers.overflow = 0;
   r->put_off = off; r->put_len = len; r->put_pos = 0;
-  r->put_from_spool = spool; r->put_read_failed = 0;
+  r->put_from_spool = spool; r->put_read_failed = 0; r->put_reads = 0;
   r->busy = 1;
   tt_nice_lower(&pri, (int)nice);
   drive(r, spool ? NULL : &g, 1, &pr, &st);
@@ -1073,6 +1078,7 @@ static int l_relay_put(lua_State *L) {
     tt_push_headers(L, r->put_headers.p, r->put_headers.len); lua_setfield(L, -2, "headers");
     lua_pushinteger(L, conns); lua_setfield(L, -2, "connects");
     lua_pushinteger(L, (lua_Integer)(spool ? len : g.got)); lua_setfield(L, -2, "downloaded");
+    lua_pushinteger(L, (lua_Integer)r->put_reads); lua_setfield(L, -2, "reads");
     return 1;
   }
   if (!spool && g.bad_kind) {                   /* the download's failure: 5th value "download" */

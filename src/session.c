@@ -24,10 +24,16 @@
 #define SESSION_MT "tiktok.core.session"
 #define MAX_BODY (16 * 1024 * 1024)     /* cap on any response body */
 #define MAX_HEADERS (64 * 1024)
-/* CURLOPT_UPLOAD_BUFFERSIZE came with libcurl 7.62.0; its bounds. */
-#define TT_HAS_UPLOAD_BUFFERSIZE (LIBCURL_VERSION_NUM >= 0x073e00)
-#define TT_MIN_UPLOAD_BUFFER 16384L
-#define TT_MAX_UPLOAD_BUFFER 2097152L
+
+long tt_opt_upload_buffer(lua_State *L, int idx) {
+  long bufsize = tt_opt_int(L, idx, "buffer_size", 0);
+  if (bufsize != 0 && (bufsize < TT_MIN_UPLOAD_BUFFER || bufsize > TT_MAX_UPLOAD_BUFFER))
+    return luaL_error(L, "option 'buffer_size' must be between 16384 and 2097152 bytes");
+#if !TT_HAS_UPLOAD_BUFFERSIZE
+  if (bufsize != 0) return luaL_error(L, "option 'buffer_size' needs libcurl 7.62.0 or later");
+#endif
+  return bufsize;
+}
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -470,12 +476,7 @@ static int l_upload(lua_State *L) {
   timeout = tt_opt_int(L, 2, "timeout_ms", -1);
   nice = tt_opt_int(L, 2, "nice", 0);
   if (nice > 19) return luaL_error(L, "option 'nice' must be between 0 and 19");
-  bufsize = tt_opt_int(L, 2, "buffer_size", 0);
-  if (bufsize != 0 && (bufsize < TT_MIN_UPLOAD_BUFFER || bufsize > TT_MAX_UPLOAD_BUFFER))
-    return luaL_error(L, "option 'buffer_size' must be between 16384 and 2097152 bytes");
-#if !TT_HAS_UPLOAD_BUFFERSIZE
-  if (bufsize != 0) return luaL_error(L, "option 'buffer_size' needs libcurl 7.62.0 or later");
-#endif
+  bufsize = tt_opt_upload_buffer(L, 2);
   if (u.length == 0 || u.offset + u.length > total) return luaL_error(L, "invalid byte range");
   if (!clean_line(url, urllen) || !clean_line(ctype, ctlen) || ctlen > 64)
     return tt_fail(L, "invalid", 0, "the URL or content type contains a line break");

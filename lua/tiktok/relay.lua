@@ -13,8 +13,9 @@
 --       (what the upload sends), served_type the server's Content-Type.
 --   relay.put_chunk(ctx, src, upload_url, chunk) -> res | nil, err
 --       THE SPLIT: the same contract as api.put_chunk (chunk = { offset,
---       length, total, content_type, timeout_ms, progress }; res = { status,
---       first, last, total } from the PUT's answer and its Content-Range), so
+--       length, total, content_type, timeout_ms, progress, nice, buffer_size
+--       (default 256 KiB here) }; res = { status, first, last, total,
+--       downloaded, reads } from the PUT's answer and its Content-Range), so
 --       the upload loop of tiktok.post (classify, resync on 416, retries
 --       without a second init, the journal, on_progress) drives a relay
 --       exactly as it drives a file: it calls relay.put_chunk instead of
@@ -29,7 +30,8 @@
 --       A complete loop over plan = { size, chunk_size, count } on top of
 --       put_chunk, for callers without one (and the specs): opts = { retries
 --       = 3, chunk_timeout_ms, progress = fn(bytes), next = 0, nice = 0
---       (the thread's priority lowered by this while it transfers), on_chunk
+--       (the thread's priority lowered by this while it transfers),
+--       buffer_size (the PUT's upload buffer, as put_chunk's), on_chunk
 --       = fn(index0, res, err, chunk) -> verdict, value }. on_chunk decides
 --       each answer ("ok", bytes | "resync", bytes | "retry", err | "fatal",
 --       err); the default is relay.classify, which reads answers as
@@ -63,9 +65,13 @@ local OPEN_SPEC = {
 }
 local UPLOAD_SPEC = {
     retries = "integer", chunk_timeout_ms = "integer", progress = "function", next = "integer",
-    on_chunk = "function", nice = "integer",
+    on_chunk = "function", nice = "integer", buffer_size = "integer",
 }
 local MAX_VIDEO = 4294967296
+-- The PUT's upload buffer when the chunk names none (the connection's
+-- upload_buffer_size unset): the relay's reads come from a ring that the
+-- download fills, and fewer, larger reads keep the two sides overlapping.
+local PUT_BUFFER = 262144
 
 local function log(ctx, level, msg)
     if ctx and ctx.log then ctx.log(level, msg) end
@@ -173,7 +179,7 @@ function _M.put_chunk(ctx, src, upload_url, chunk)
         url = src.url, upload_url = upload_url, offset = chunk.offset, length = chunk.length,
         total = chunk.total or src.size, content_type = chunk.content_type or src.content_type,
         timeout_ms = chunk.timeout_ms, progress = chunk.progress, nice = chunk.nice,
-        ranges = src.ranges, spool = src.spooled or nil,
+        buffer_size = chunk.buffer_size or PUT_BUFFER, ranges = src.ranges, spool = src.spooled or nil,
     })
     if not res then
         if side == "download" then return nil, source_error(ctx, src.host, kind, message, sent) end
@@ -183,7 +189,7 @@ function _M.put_chunk(ctx, src, upload_url, chunk)
         return nil, err
     end
     local out = chunks.answer(res)
-    out.downloaded = res.downloaded
+    out.downloaded, out.reads = res.downloaded, res.reads
     log(ctx, "debug", "tiktok: relayed chunk PUT -> HTTP " .. res.status)
     return out
 end
@@ -206,7 +212,7 @@ function _M.upload(ctx, src, upload_url, plan, opts)
         put = function(c)
             return _M.put_chunk(ctx, src, upload_url, {
                 offset = c.offset, length = c.length, total = plan.size, content_type = src.content_type,
-                timeout_ms = opts.chunk_timeout_ms, nice = opts.nice,
+                timeout_ms = opts.chunk_timeout_ms, nice = opts.nice, buffer_size = opts.buffer_size,
                 progress = opts.progress and function(sent) opts.progress(c.offset + sent) end or nil })
         end,
         classify = opts.on_chunk and function(res, err, c) return opts.on_chunk(c.index, res, err, c) end or nil,

@@ -277,6 +277,35 @@ describe("tiktok.relay", function()
             relay.close(src)
         end)
 
+        it("buffer_size is the PUT's upload buffer: how much each read callback hands libcurl", function()
+            -- from the spool (no ranges), every read is as large as libcurl asks
+            sb:configure({ media = { ranges = false } })
+            local src = assert(open(url("r64.mp4")))
+            local _, upload_url, plan = init(src.size)
+            assert.equal(src.size, relay.upload(nil, src, upload_url, plan, {
+                buffer_size = 16384,
+                on_chunk = function(index, res, err, c)
+                    assert.is_nil(err)
+                    -- libcurl asks for 16 KiB at a time (plus the call that ends the body)
+                    assert.is_true(res.reads >= math.ceil(c.length / 16384), res.reads .. " reads")
+                    assert.is_true(res.reads <= math.ceil(c.length / 16384) + 2, res.reads .. " reads")
+                    return relay.classify(res, err, c, src.size, index == plan.count - 1)
+                end }))
+            relay.close(src)
+            -- by default 256 KiB; the largest allowed 2 MiB
+            for _, case in ipairs({ { nil, 262144 }, { 2097152, 2097152 } }) do
+                src = assert(open(url("r64.mp4")))
+                local _, url2 = init(src.size)
+                local c = { offset = 0, length = plan.chunk_size, total = src.size, buffer_size = case[1] }
+                local res = assert(relay.put_chunk(nil, src, url2, c))
+                assert.is_true(res.reads <= math.ceil(c.length / case[2]) + 2, res.reads .. " reads")
+                relay.close(src)
+            end
+            assert.has_error(function()
+                relay.put_chunk(nil, src, upload_url, { offset = 0, length = 10, total = src.size, buffer_size = 1024 })
+            end)
+        end)
+
         it("reports progress, and progress returning false cancels", function()
             local src = assert(open(url("r3.mp4")))
             local _, upload_url, plan = init(src.size)
