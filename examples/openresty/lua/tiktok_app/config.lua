@@ -3,7 +3,7 @@
 local tiktok = require "tiktok"
 local util = require "tiktok.util"
 
-local error, tostring, tonumber, next, pcall, pairs, type = error, tostring, tonumber, next, pcall, pairs, type
+local error, tostring, tonumber, next, pcall, pairs = error, tostring, tonumber, next, pcall, pairs
 local ngx = ngx
 
 local _M = {}
@@ -218,19 +218,6 @@ end
 
 local app_conns = {}   -- id -> { version, main, upload }
 
--- lua-tiktok's worker-thread VMs keep one connection per client key, hosts
--- and store; a new client secret of the same app would not reach them. The
--- app's version (updated_at) joins that key, so an edited secret is used at
--- once. (openresty.call computes and keeps the key on its first call; the
--- function argument makes that call stop right there, before any thread.)
-local function versioned(conn, version)
-    pcall(require("tiktok.openresty").call, conn, "conn", "ping", function() end)
-    if type(conn._thread_cfg) == "table" then
-        conn._thread_cfg.key = conn._thread_cfg.key .. "|v" .. tostring(version)
-    end
-    return conn
-end
-
 --- config.app_conn(app, kind) -> the connection of a stored TikTok app
 -- (the public view from apps:list / apps:get: id, updated_at, owner,
 -- workspace), "main" or "upload"; nil, err. Made again when the
@@ -251,9 +238,11 @@ function _M.app_conn(app, kind)
             local o = runtime_opts(_M.shared_opts(), pool)
             for ok_, v in pairs(own) do o[ok_] = v end
             o.store = _M.store(app.id)
+            -- (lua-tiktok's worker threads key their cached connections by
+            -- every option, the secret included: an edited secret is used at once)
             local conn, cerr = tiktok.connect(o)
             if not conn then return nil, cerr end
-            c[k] = versioned(conn, version)
+            c[k] = conn
         end
         app_conns[app.id] = c
     end
