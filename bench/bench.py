@@ -360,31 +360,9 @@ def curl_upload(scheme, path):
     init = init_upload(scheme, path)
     chunks = split_chunks(path, init["ranges"])
     warm(*chunks)
-    u = urllib.parse.urlsplit(init["upload_url"])
-    origin = f"{u.scheme}://{u.netloc}/"
-    target = u.path + ("?" + u.query if u.query else "")
-    size = init["size"]
-    args = ["curl"]
-    for i, (off, length) in enumerate(init["ranges"]):
-        if i:
-            args.append("--next")
-        args += ["-s", "-S", "-o", "/dev/null", "-w", "%{http_code} %{num_connects} %{time_total}\\n",
-                 "-T", chunks[i], "-H", "Content-Type: video/mp4",
-                 "-H", f"Content-Range: bytes {off}-{off + length - 1}/{size}",
-                 "--request-target", target]
-        if scheme == "https":
-            args += ["--cacert", ENV["TIKTOK_CA_FILE"]]
-        args.append(origin)
-    out, wall, rss, cpu = timed(args)
-    rows = [line.split() for line in out.splitlines() if line.strip()]
-    codes = [r[0] for r in rows]
-    want = ["206"] * (len(init["ranges"]) - 1) + ["201"]
-    if codes != want:
-        raise RuntimeError(f"curl upload answered {codes}")
-    seconds = sum(float(r[2]) for r in rows)
-    return {"client": "curl", "scheme": scheme, "size": size, "chunks": len(rows), "seconds": seconds,
-            "wall": wall, "rss_kib": rss, "cpu": cpu, "mbps": size / 1e6 / seconds,
-            "connects": sum(int(r[1]) for r in rows), "requests": len(rows)}
+    r = curl_put_chunks(scheme, init, chunks, ENV)
+    r.update(client="curl", mbps=r["size"] / 1e6 / r["seconds"], requests=r["chunks"])
+    return r
 
 
 def item_uploads(R):
@@ -1111,7 +1089,7 @@ def curl_put_chunks(scheme, init, chunks, env):
     if codes != ["206"] * (len(init["ranges"]) - 1) + ["201"]:
         raise RuntimeError(f"curl upload answered {codes}")
     return {"scheme": scheme, "size": size, "chunks": len(rows), "seconds": sum(float(r[2]) for r in rows),
-            "wall": wall, "rss_kib": rss, "cpu": cpu}
+            "wall": wall, "rss_kib": rss, "cpu": cpu, "connects": sum(int(r[1]) for r in rows)}
 
 
 def item_relay(R):
@@ -1447,12 +1425,10 @@ def jobs_memory_nginx(big):
             if os.path.exists(os.path.join(WORK, stale)):
                 os.remove(os.path.join(WORK, stale))
         store = sandbox_user_store(name, ["bench_jobs_mem"])
-        base = start_bench_nginx()
+        base = start_bench_nginx(warm_threads=warm_vms)
         prefix = nginx_prefixes[-1]
         master = int(open(os.path.join(prefix, "nginx.pid")).read().strip())
         worker = int(sh_out(f"ps -o pid= --ppid {master}").split()[0])
-        if warm_vms:
-            http("GET", base + "/warm?n=16", timeout=120)
         time.sleep(0.5)
         idle = smaps_kib(worker)
         enqueue(store, big, n)

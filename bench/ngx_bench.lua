@@ -107,23 +107,7 @@ function _M.jobs()
     return reply(200, { jobs = n })
 end
 
--- /warm?n=N: N thread VMs with the library loaded, as tiktok.warm_threads
--- makes them at start-up (this one answers when they are all ready).
-function _M.warm()
-    local n = tonumber(ngx.var.arg_n) or 16
-    local threads = {}
-    for i = 1, n do
-        threads[i] = ngx.thread.spawn(function() return ngx.run_worker_thread("tiktok", "tiktok.thread", "ping") end)
-    end
-    local ready = 0
-    for i = 1, n do
-        local _, ok = ngx.thread.wait(threads[i])
-        if ok then ready = ready + 1 end
-    end
-    return reply(200, { ready = ready })
-end
-
--- init_worker (item 11): the README's tiktok.warm_threads, whose answer
+-- init_worker (items 10 and 11): the README's tiktok.warm_threads, whose answer
 -- /warmed gives (the driver waits for it before measuring).
 local warmed
 
